@@ -1,0 +1,3 @@
+from deepclust.cli import main
+
+raise SystemExit(main())

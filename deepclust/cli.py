@@ -1,0 +1,220 @@
+"""The ``deepclust`` command line: fit, evaluate, predict, datasets, methods."""
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from deepclust.data import dataset_status, list_datasets, load_dataset
+from deepclust.engine.config import ConfigError, deep_merge, list_presets, parse_assignment
+from deepclust.evaluation import evaluate_clustering
+from deepclust.methods import get_method, list_methods, load_estimator
+
+
+class CommandError(Exception):
+    """A user error on the command line."""
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--dataset", required=required, help=f"dataset name ({', '.join(list_datasets())})")
+    parser.add_argument("--data-root", help="folder holding the dataset files (default: see `deepclust datasets`)")
+    parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
+    parser.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepclust", description="Deep image clustering.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="train a method on a dataset and evaluate it")
+    fit.add_argument("--method", required=True, help="method name (see `deepclust methods`)")
+    _add_data_arguments(fit, required=True)
+    fit.add_argument("--preset", help="preset name of the method (see `deepclust methods`)")
+    fit.add_argument("--config", help="YAML/TOML file merged over the preset")
+    fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config key, e.g. --set training.epochs=5 (repeatable)")
+    fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="set an estimator parameter, e.g. --param features=small_cnn (repeatable)")
+    fit.add_argument("--out", help="run folder (default: runs/<method>-<dataset>-<time>)")
+    fit.add_argument("--n-clusters", type=int, help="number of clusters (default: the dataset's classes)")
+    fit.add_argument("--epochs", type=int, dest="max_epochs")
+    fit.add_argument("--batch-size", type=int)
+    fit.add_argument("--lr", type=float)
+    fit.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--max-minutes", type=float, help="training time budget; stops cleanly and evaluates")
+    fit.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run on a dataset")
+    evaluate.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
+    _add_data_arguments(evaluate, required=False)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    predict = commands.add_parser("predict", help="write cluster labels of a dataset to CSV")
+    predict.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
+    _add_data_arguments(predict, required=True)
+    predict.add_argument("--output", default="labels.csv", help="CSV file to write (index,label)")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--seed", type=int, default=0)
+
+    datasets = commands.add_parser("datasets", help="which datasets are found locally, and where")
+    datasets.add_argument("--data-root", help="also look in this folder")
+
+    commands.add_parser("methods", help="list methods and their presets")
+    return parser
+
+
+def _load_data(args, seed: int):
+    dataset = load_dataset(args.dataset, root=args.data_root, split=args.split)
+    if args.subset is not None:
+        if not 1 <= args.subset <= len(dataset):
+            raise CommandError(f"--subset must be between 1 and {len(dataset)}, got {args.subset}")
+        order = np.random.default_rng(seed).permutation(len(dataset))[: args.subset]
+        dataset = dataset.subset(np.sort(order))
+    return dataset
+
+
+def _estimator_params(estimator_class, args) -> dict:
+    accepted = set(inspect.signature(estimator_class.__init__).parameters) - {"self"}
+    params = {}
+    candidates = {
+        "preset": args.preset, "max_epochs": args.max_epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "max_minutes": args.max_minutes, "resume": args.resume or None,
+    }
+    for name, value in candidates.items():
+        if value is None:
+            continue
+        if name not in accepted:
+            raise CommandError(f"method '{args.method}' does not take --{name.replace('_', '-')}")
+        params[name] = value
+    config = {}
+    if args.config:
+        from deepclust.engine.config import read_config_file
+        config = read_config_file(args.config)
+    for assignment in args.set:
+        config = deep_merge(config, parse_assignment(assignment), strict=False)
+    if config:
+        if "config" not in accepted:
+            raise CommandError(f"method '{args.method}' takes no configuration (--config/--set)")
+        params["config"] = config
+    for assignment in args.param:
+        if "=" not in assignment:
+            raise CommandError(f"--param expects NAME=VALUE, got '{assignment}'")
+        name, raw = assignment.split("=", 1)
+        if name not in accepted:
+            raise CommandError(f"method '{args.method}' has no parameter '{name}'; "
+                               f"valid: {', '.join(sorted(accepted))}")
+        params[name] = yaml.safe_load(raw)
+    return params
+
+
+def _print_metrics(metrics: dict, prefix: str = "") -> None:
+    parts = [f"{key.upper()} {metrics[key]:.4f}" for key in ("acc", "nmi", "ari") if key in metrics]
+    parts.append(f"clusters used {metrics['n_clusters_used']}")
+    print(prefix + "  ".join(parts))
+
+
+def command_fit(args) -> int:
+    estimator_class = get_method(args.method)
+    dataset = _load_data(args, args.seed)
+    n_clusters = args.n_clusters or dataset.n_classes
+    if not n_clusters:
+        raise CommandError(f"dataset '{dataset.name}' has no labels: give --n-clusters")
+    out = Path(args.out) if args.out else Path("runs") / f"{args.method}-{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    params = _estimator_params(estimator_class, args)
+    params.update(n_clusters=n_clusters, device=args.device, seed=args.seed, out_dir=str(out),
+                  verbose=not args.quiet)
+    estimator = estimator_class(**params)
+    print(f"fitting {args.method} on {dataset.name} ({len(dataset)} images, shape {dataset.shape}), "
+          f"K={n_clusters}, run folder {out}", flush=True)
+    estimator.fit(dataset)
+    metrics = estimator.metrics_
+    _print_metrics(metrics, prefix=f"{args.method} on {dataset.name}: ")
+    print(f"{metrics['seconds']:.1f} s; wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _run_model_path(run: str) -> Path:
+    path = Path(run)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise CommandError(f"no trained model at {path} (a run folder of `deepclust fit` holds model.pt)")
+    return path
+
+
+def command_evaluate(args) -> int:
+    path = _run_model_path(args.run)
+    estimator = load_estimator(path, device=args.device)
+    if args.dataset is None:
+        metrics = estimator.metrics_
+        _print_metrics(metrics, prefix="stored training metrics: ")
+        return 0
+    dataset = _load_data(args, args.seed)
+    labels = estimator.predict(dataset)
+    metrics = evaluate_clustering(dataset.labels, labels, estimator.n_clusters)
+    _print_metrics(metrics, prefix=f"{dataset.name}: ")
+    print(json.dumps(metrics))
+    return 0
+
+
+def command_predict(args) -> int:
+    estimator = load_estimator(_run_model_path(args.run), device=args.device)
+    dataset = _load_data(args, args.seed)
+    labels = estimator.predict(dataset)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "label"])
+        writer.writerows(enumerate(labels.tolist()))
+    print(f"wrote {len(labels)} labels to {output}")
+    return 0
+
+
+def command_datasets(args) -> int:
+    for entry in dataset_status(args.data_root):
+        mark = "found  " if entry["found"] else "missing"
+        print(f"{entry['name']:<15} {mark} {entry['path']}")
+        if not entry["found"] and entry.get("hint"):
+            print(f"{'':<23} {entry['hint']}")
+    return 0
+
+
+def command_methods(args) -> int:
+    for name in list_methods():
+        estimator_class = get_method(name)
+        doc = (estimator_class.__doc__ or "").strip().splitlines()[0] if estimator_class.__doc__ else ""
+        print(f"{name:<10} {doc}")
+        if getattr(estimator_class, "model_class", None) is not None:
+            print(f"{'':<10} presets: {', '.join(list_presets(name)) or '(none)'}")
+    return 0
+
+
+COMMANDS = {"fit": command_fit, "evaluate": command_evaluate, "predict": command_predict,
+            "datasets": command_datasets, "methods": command_methods}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CommandError, ConfigError, ValueError, OSError, RuntimeError) as error:
+        if args.debug:
+            raise
+        print(f"deepclust {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Configuration: method presets (YAML files shipped in ``deepclust/presets``) and user overrides.
+
+A method's preset file has two top-level keys::
+
+    defaults:   # the complete configuration, every key the method understands
+      ...
+    presets:    # named partial configurations merged over ``defaults``
+      cpu-fashion-mnist: {...}
+
+Overrides may only name keys that exist in ``defaults``, so a typo is an error, not a silent no-op.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+#: Sections whose keys are free-form (their contents are passed on as keyword arguments).
+OPEN_SECTIONS = frozenset({"backbone", "augmentation"})
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: bool = True, path: str = "") -> dict:
+    """Return ``base`` updated recursively by ``override``.
+
+    With ``strict`` (the default) a key of ``override`` missing from ``base`` raises :class:`ConfigError`
+    (except inside the free-form sections ``backbone`` and ``augmentation``).
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        where = f"{path}.{key}" if path else str(key)
+        if strict and key not in merged and path.split(".")[0] not in OPEN_SECTIONS:
+            valid = ", ".join(sorted(map(str, merged))) or "(none)"
+            raise ConfigError(f"unknown configuration key '{where}'; valid keys here: {valid}")
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value, strict=strict, path=where)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_preset_file(method: str) -> dict:
+    path = PRESET_DIR / f"{method}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no preset file for method '{method}' (expected {path})")
+    with open(path, encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    if "defaults" not in content:
+        raise ConfigError(f"preset file {path} has no 'defaults' section")
+    return content
+
+
+def list_presets(method: str) -> list[str]:
+    """Names of the presets shipped for ``method``."""
+    return sorted((_read_preset_file(method).get("presets") or {}).keys())
+
+
+def preset_config(method: str, preset: str | None = None) -> dict:
+    """The full configuration of ``method`` with the named preset (or none) applied."""
+    content = _read_preset_file(method)
+    config = copy.deepcopy(content["defaults"])
+    if preset is None:
+        return config
+    presets = content.get("presets") or {}
+    if preset not in presets:
+        valid = ", ".join(sorted(presets)) or "(none)"
+        raise ConfigError(f"unknown preset '{preset}' for method '{method}'; valid presets: {valid}")
+    return deep_merge(config, presets[preset])
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Read a user's YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - Python 3.10
+                import tomli as tomllib
+            with open(path, "rb") as handle:
+                content = tomllib.load(handle)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                content = yaml.safe_load(handle)
+    except (yaml.YAMLError, ValueError) as error:
+        raise ConfigError(f"cannot parse configuration file {path}: {error}") from error
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping, found {type(content).__name__}")
+    return content
+
+
+def parse_assignment(text: str) -> dict:
+    """Turn ``"training.epochs=5"`` into ``{"training": {"epochs": 5}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"expected KEY=VALUE (e.g. training.epochs=5), got '{text}'")
+    dotted, raw = text.split("=", 1)
+    value = yaml.safe_load(raw)
+    for key in reversed(dotted.strip().split(".")):
+        value = {key: value}
+    return value
+
+
+def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(dict(config), handle, sort_keys=False)

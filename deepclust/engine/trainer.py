@@ -1,0 +1,299 @@
+"""The one training loop every method uses.
+
+It owns: device placement, batching from an in-memory uint8 tensor, mixed precision on CUDA, the
+optimizer and schedule, a progress bar, a JSONL log, periodic evaluation, atomic checkpoints and
+exact resumption, a wall-clock budget and clean stops on SIGINT/SIGTERM. It knows nothing of any
+one method: the method is a :class:`~deepclust.engine.model.ClusteringModel`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from deepclust._version import __version__
+from deepclust.augment import to_float
+from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
+from deepclust.engine.inference import autocast_context, iterate_images, predict_labels
+from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
+from deepclust.engine.optim import build_optimizer, build_scheduler
+from deepclust.engine.runtime import capture_rng_state, restore_rng_state
+from deepclust.evaluation import evaluate_clustering
+
+#: Datasets up to this size are moved to the GPU once instead of batch by batch.
+DEVICE_RESIDENT_BYTES = 2 * 1024**3
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; raised before the bad update reaches the weights."""
+
+
+@dataclass
+class FitResult:
+    epochs_completed: int
+    global_step: int
+    train_seconds: float
+    images_per_second: float
+    stop_reason: str
+    history: list[dict] = field(default_factory=list)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.reason = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+class RunLog:
+    """Appends one JSON object per line to ``log.jsonl`` (nothing when there is no run folder)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, event: str, **fields) -> None:
+        if self.path is None:
+            return
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+class Trainer:
+    """Train ``model`` on ``images`` (uint8 tensor N×C×H×W) with the ``training`` config section.
+
+    ``meta`` is stored in every checkpoint unchanged (the estimator puts the method name, the
+    number of clusters and the input shape there).
+    """
+
+    def __init__(self, model: ClusteringModel, images: torch.Tensor, config: dict, *, device: torch.device,
+                 seed: int = 0, labels: np.ndarray | None = None, out_dir: str | Path | None = None,
+                 meta: dict | None = None, max_minutes: float | None = None, resume: bool = False,
+                 verbose: bool = True):
+        self.model = model
+        self.config = config
+        self.training = config["training"]
+        self.device = device
+        self.seed = int(seed)
+        self.labels = labels
+        self.meta = dict(meta or {})
+        self.max_minutes = max_minutes if max_minutes is not None else self.training.get("max_minutes")
+        self.resume = resume
+        self.verbose = verbose
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt" if self.out_dir else None
+        self.log = RunLog(self.out_dir / "log.jsonl" if self.out_dir else None)
+        self.amp = bool(self.training.get("amp", True)) and device.type == "cuda"
+
+        self.batch_size = int(self.training["batch_size"])
+        self.drop_last = bool(self.training.get("drop_last", True))
+        self.max_epochs = int(self.training["epochs"])
+        n = images.shape[0]
+        if self.batch_size < 1 or self.max_epochs < 0:
+            raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size} and {self.max_epochs}")
+        if self.drop_last and n < self.batch_size:
+            raise ValueError(f"batch_size {self.batch_size} is larger than the dataset ({n} images) and "
+                             f"drop_last is on, so no step would run; lower batch_size")
+        self.steps_per_epoch = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        self.total_steps = self.steps_per_epoch * self.max_epochs
+        if device.type == "cuda" and images.numel() <= DEVICE_RESIDENT_BYTES:
+            images = images.to(device)
+        self.images = images
+
+        model.to(device)
+        self.optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
+        self.scheduler = build_scheduler(self.optimizer, config.get("schedule", {}),
+                                         self.steps_per_epoch, self.total_steps)
+        self.eval_batch_size = int(self.training.get("eval_batch_size", 512))
+        self.context = TrainingContext(
+            device=device, n_samples=n, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            max_epochs=self.max_epochs, seed=self.seed,
+            iterate_dataset=lambda: iterate_images(self.images, self.eval_batch_size, device),
+        )
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.train_seconds = 0.0
+        self.images_seen = 0
+        self.history: list[dict] = []
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": __version__, **self.meta, "config": self.config,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "train_seconds": self.train_seconds, "images_seen": self.images_seen,
+            "history": self.history, "rng": capture_rng_state(),
+        }
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            save_atomic(self.state(), self.checkpoint_path)
+
+    def restore(self, state: dict) -> None:
+        for key in ("n_clusters", "input_shape"):
+            if key in self.meta and state.get(key) != self.meta[key]:
+                raise ValueError(f"cannot resume: the checkpoint has {key}={state.get(key)}, "
+                                 f"this run has {key}={self.meta[key]}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.train_seconds = state["global_step"], state["train_seconds"]
+        self.images_seen, self.history = state["images_seen"], state["history"]
+        restore_rng_state(state["rng"])
+
+    # --- evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        predicted = predict_labels(self.model, self.images, self.eval_batch_size, self.device,
+                                   refit=True, amp=self.amp, seed=self.seed)
+        metrics = evaluate_clustering(self.labels, predicted, self.model.n_clusters)
+        record = {"epoch": self.epoch, "step": self.global_step, **metrics}
+        self.history.append(record)
+        self.log.write("eval", **record)
+        return record
+
+    # --- the loop ---------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.images.shape[0], generator=generator)
+        batches = list(order.split(self.batch_size))
+        if self.drop_last and batches and batches[-1].numel() < self.batch_size:
+            batches.pop()
+        return batches
+
+    def _fetch(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.images.device == self.device:
+            return to_float(self.images[indices.to(self.device)])
+        batch = self.images[indices]
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        return to_float(batch.to(self.device, non_blocking=True))
+
+    def _train_step(self, batch: Batch) -> dict[str, float]:
+        with autocast_context(self.device, self.amp):
+            outputs = self.model.training_step(batch)
+        loss = outputs["loss"]
+        if not torch.isfinite(loss):
+            bad = [name for name, value in outputs.items() if not torch.isfinite(value).all()]
+            message = (f"non-finite loss at epoch {batch.epoch}, step {self.global_step}: "
+                       f"terms {', '.join(bad)} = {[float(outputs[n].detach()) for n in bad]}")
+            if self.training.get("skip_nonfinite", False):
+                self.log.write("skipped_step", epoch=batch.epoch, step=self.global_step, reason=message)
+                self.optimizer.zero_grad(set_to_none=True)
+                return {}
+            raise NonFiniteLossError(message + " (set training.skip_nonfinite=true to skip such steps)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.training.get("grad_clip")
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.model.on_after_step(self.global_step, self.context)
+        return {name: float(value.detach()) for name, value in outputs.items()}
+
+    def fit(self) -> FitResult:
+        resumed = False
+        if self.resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            self.restore(load_checkpoint(self.checkpoint_path, method=self.meta.get("method")))
+            resumed = True
+            self.log.write("resume", epoch=self.epoch, step=self.global_step)
+        if not resumed:
+            self.model.on_fit_start(self.context)
+        self.log.write("start", epochs=self.max_epochs, steps_per_epoch=self.steps_per_epoch,
+                       batch_size=self.batch_size, device=str(self.device), amp=self.amp)
+        eval_every = int(self.training.get("eval_every", 0) or 0)
+        checkpoint_seconds = 60.0 * float(self.training.get("checkpoint_every_minutes", 5.0))
+        log_every = int(self.training.get("log_every", 50))
+        budget_seconds = None if self.max_minutes is None else 60.0 * float(self.max_minutes)
+        stop_reason = "completed"
+        last_checkpoint = time.perf_counter()
+        self.model.train()
+        with _StopRequest() as stop:
+            while self.epoch < self.max_epochs and stop_reason == "completed":
+                if self.step_in_epoch == 0:
+                    self.model.on_epoch_start(self.epoch, self.context)
+                batches = self._epoch_batches(self.epoch)
+                progress = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not self.verbose,
+                                desc=f"epoch {self.epoch + 1}/{self.max_epochs}", leave=False)
+                for indices in batches[self.step_in_epoch:]:
+                    started = time.perf_counter()
+                    images = self._fetch(indices)
+                    batch = Batch(images=images, indices=indices.to(self.device), epoch=self.epoch,
+                                  step=self.global_step)
+                    values = self._train_step(batch)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    self.train_seconds += time.perf_counter() - started
+                    self.images_seen += indices.numel()
+                    self.global_step += 1
+                    self.step_in_epoch += 1
+                    throughput = self.images_seen / max(self.train_seconds, 1e-9)
+                    progress.update(1)
+                    if values:
+                        progress.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{throughput:.0f}")
+                    if values and self.global_step % log_every == 0:
+                        self.log.write("step", epoch=self.epoch, step=self.global_step,
+                                       lr=self.optimizer.param_groups[0]["lr"],
+                                       images_per_second=round(throughput, 1), **values)
+                    if stop.reason is not None:
+                        stop_reason = f"stopped by {stop.reason}"
+                    elif budget_seconds is not None and self.train_seconds >= budget_seconds:
+                        stop_reason = f"time budget of {self.max_minutes} min reached"
+                    if stop_reason != "completed":
+                        break
+                    if time.perf_counter() - last_checkpoint >= checkpoint_seconds:
+                        self.save_checkpoint()
+                        last_checkpoint = time.perf_counter()
+                progress.close()
+                if self.step_in_epoch >= len(batches):
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    if eval_every and self.epoch % eval_every == 0 and self.epoch < self.max_epochs:
+                        record = self.evaluate()
+                        if self.verbose:
+                            tqdm.write(_format_metrics(f"epoch {self.epoch}", record))
+                    self.save_checkpoint()
+                    last_checkpoint = time.perf_counter()
+            self.save_checkpoint()
+        self.log.write("stop", reason=stop_reason, epoch=self.epoch, step=self.global_step,
+                       train_seconds=round(self.train_seconds, 2))
+        return FitResult(epochs_completed=self.epoch, global_step=self.global_step,
+                         train_seconds=self.train_seconds,
+                         images_per_second=self.images_seen / max(self.train_seconds, 1e-9),
+                         stop_reason=stop_reason, history=self.history)
+
+
+def _format_metrics(prefix: str, metrics: dict) -> str:
+    shown = [f"{name.upper()} {metrics[name]:.4f}" for name in ("acc", "nmi", "ari") if name in metrics]
+    shown.append(f"clusters used {metrics.get('n_clusters_used')}")
+    return f"{prefix}: " + "  ".join(shown)

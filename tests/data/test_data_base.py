@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from deepclust.data import ImageDataset, channel_stats, from_arrays
+
+
+def _naive_stats(images):
+    c = images.shape[1]
+    mean, std = [], []
+    for ch in range(c):
+        vals = [float(v) / 255 for v in images[:, ch].ravel()]
+        m = sum(vals) / len(vals)
+        mean.append(m)
+        std.append((sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5)
+    return mean, std
+
+
+def test_channel_stats_match_naive_loop():
+    x = np.random.default_rng(0).integers(0, 256, size=(7, 3, 5, 4), dtype=np.uint8)
+    mean, std = channel_stats(x)
+    ref_m, ref_s = _naive_stats(x)
+    assert mean == pytest.approx(ref_m, abs=1e-12) and std == pytest.approx(ref_s, abs=1e-12)
+    # subsampled estimate over evenly spaced images when over the budget
+    m2, _ = channel_stats(x, budget=3 * 5 * 4 * 3)
+    ref_sub, _ = _naive_stats(x[[0, 3, 6]])
+    assert m2 == pytest.approx(ref_sub, abs=1e-12)
+
+
+def test_dataset_container_and_subset():
+    x = np.random.default_rng(0).integers(0, 256, size=(6, 1, 3, 3), dtype=np.uint8)
+    ds = from_arrays(x, [0, 1, 2, 0, 1, 2])
+    assert len(ds) == 6 and ds.shape == (1, 3, 3)
+    sub = ds.subset([5, 0])
+    assert len(sub) == 2 and sub.labels.tolist() == [2, 0]
+    np.testing.assert_array_equal(sub.images, x[[5, 0]])
+    assert sub.images.flags["C_CONTIGUOUS"] and sub.mean == ds.mean and sub.std == ds.std
+    assert sub.class_names == ds.class_names and sub.n_classes == 3
+    mask = ds.subset(np.array([True, False] * 3))
+    assert mask.labels.tolist() == [0, 2, 1]
+    assert len(ds.subset(slice(1, 3))) == 2 and len(ds.subset([])) == 0
+    with pytest.raises(ValueError, match="length 2"):
+        ds.subset(np.array([True, False]))
+    assert "n=6" in repr(ds) and "n_classes=3" in repr(ds)
+
+
+def test_image_dataset_validation():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageDataset(np.zeros((2, 1, 2, 2), np.float32), None, "x", [], 0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        ImageDataset(np.zeros((2, 1, 2, 2), np.uint8), np.zeros(3, np.int64), "x", [], 0)
+    nc = np.zeros((2, 2, 2, 1), np.uint8).transpose(0, 3, 1, 2)
+    ds = ImageDataset(nc, np.array([0, 1], np.int32), "x", ["a", "b"], 2)
+    assert ds.images.flags["C_CONTIGUOUS"] and ds.labels.dtype == np.int64
+    assert ds.mean == (0.0,) and ds.std == (0.0,)
+
+
+def test_errors_survive_pickling(tmp_path):
+    import pickle
+
+    from deepclust.data import DatasetFormatError, DatasetNotFoundError, load_dataset
+
+    with pytest.raises(DatasetNotFoundError) as ei:
+        load_dataset("cifar10", root=tmp_path)
+    back = pickle.loads(pickle.dumps(ei.value))
+    assert str(back) == str(ei.value) and back.filename == ei.value.filename
+    assert back.dataset == "cifar10" and back.hint == ei.value.hint
+    fe = pickle.loads(pickle.dumps(DatasetFormatError("/x/f.bin", "bad")))
+    assert str(fe) == "/x/f.bin: bad" and fe.path == "/x/f.bin"

@@ -1,0 +1,39 @@
+import pytest
+
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment, read_config_file
+
+BASE = {"training": {"epochs": 10, "batch_size": 32}, "backbone": {"name": "small_cnn"}}
+
+
+def test_merge_overrides_nested_values_and_keeps_others():
+    merged = deep_merge(BASE, {"training": {"epochs": 3}})
+    assert merged == {"training": {"epochs": 3, "batch_size": 32}, "backbone": {"name": "small_cnn"}}
+    assert BASE["training"]["epochs"] == 10
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"training\.epochz.*batch_size, epochs"):
+        deep_merge(BASE, {"training": {"epochz": 3}})
+
+
+def test_open_sections_accept_new_keys():
+    assert deep_merge(BASE, {"backbone": {"width": 2}})["backbone"] == {"name": "small_cnn", "width": 2}
+
+
+def test_assignment_parsing():
+    assert parse_assignment("training.epochs=5") == {"training": {"epochs": 5}}
+    assert parse_assignment("augmentation.crop_scale=[0.2, 1.0]") == {"augmentation": {"crop_scale": [0.2, 1.0]}}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignment("training.epochs")
+
+
+def test_yaml_and_toml_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("training:\n  epochs: 4\n")
+    (tmp_path / "b.toml").write_text("[training]\nepochs = 5\n")
+    assert read_config_file(tmp_path / "a.yaml") == {"training": {"epochs": 4}}
+    assert read_config_file(tmp_path / "b.toml") == {"training": {"epochs": 5}}
+    (tmp_path / "bad.yaml").write_text("training: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        read_config_file(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        read_config_file(tmp_path / "missing.yaml")
