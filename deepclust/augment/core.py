@@ -114,7 +114,7 @@ class ViewPipeline(nn.Module):
     uint8 (converted with :func:`to_float`), on any device. It returns float32
     ``(B, C, S, S)`` on the same device: the random ops (kornia, fresh parameters per sample
     drawn from torch's global RNG), a deterministic resize to ``S`` if the ops left another
-    size, then normalisation if mean/std were given. Autocast is disabled inside.
+    size, clamping to [0, 1], then normalisation if mean/std were given. Autocast is disabled inside.
 
     Attributes:
         name: the pipeline name.
@@ -159,7 +159,7 @@ class ViewPipeline(nn.Module):
         x = self._prepare(x)
         with autocast_off(x.device):
             x = self.ops(x)
-            x = self.resize(x)
+            x = self.resize(x).clamp_(0.0, 1.0)  # blur/resize round-off can leave [0, 1] slightly
             return self.normalize(x)
 
     def extra_repr(self) -> str:
