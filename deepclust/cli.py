@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from deepclust.data import dataset_status, list_datasets, load_dataset
-from deepclust.engine.config import ConfigError, deep_merge, list_presets, parse_assignment
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.evaluation import evaluate_clustering
 from deepclust.methods import get_method, list_methods, load_estimator
 
@@ -196,8 +196,9 @@ def command_methods(args) -> int:
         estimator_class = get_method(name)
         doc = (estimator_class.__doc__ or "").strip().splitlines()[0] if estimator_class.__doc__ else ""
         print(f"{name:<10} {doc}")
-        if getattr(estimator_class, "model_class", None) is not None:
-            print(f"{'':<10} presets: {', '.join(list_presets(name)) or '(none)'}")
+        presets = estimator_class.presets() if hasattr(estimator_class, "presets") else []
+        if presets:
+            print(f"{'':<10} presets: {', '.join(presets)}")
     return 0
 
 

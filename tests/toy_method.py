@@ -62,6 +62,10 @@ class Toy(DeepClusterer):
     model_class = ToyModel
 
     @classmethod
+    def presets(cls):
+        return []
+
+    @classmethod
     def preset_config(cls, preset):
         return copy.deepcopy(TOY_CONFIG)
 

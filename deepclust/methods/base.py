@@ -15,7 +15,7 @@ from sklearn.utils.metaestimators import available_if
 from deepclust._version import __version__
 from deepclust.data import ImageDataset, from_arrays, load_dataset
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
-from deepclust.engine.config import deep_merge, dump_config, preset_config, read_config_file
+from deepclust.engine.config import deep_merge, dump_config, list_presets, preset_config, read_config_file
 from deepclust.engine.inference import map_images, predict_labels
 from deepclust.engine.model import ClusteringModel
 from deepclust.engine.runtime import resolve_device, seed_everything
@@ -115,6 +115,11 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
     def preset_config(cls, preset: str | None) -> dict:
         """The method's full configuration with ``preset`` applied (from ``presets/<method>.yaml``)."""
         return preset_config(cls.method_name, preset)
+
+    @classmethod
+    def presets(cls) -> list[str]:
+        """Names of the method's shipped presets."""
+        return list_presets(cls.method_name)
 
     def resolved_config(self) -> dict:
         """The preset, the ``config`` parameter and the shortcut parameters merged, in that order."""
