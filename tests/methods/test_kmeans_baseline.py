@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import deepclust
-from conftest import FULL, fashion_mnist_available
+from support import FULL, fashion_mnist_available
 from deepclust.data import load_dataset
 from deepclust.methods import load_estimator
 
