@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import time
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ TOY_CONFIG = {
     "training": {"epochs": 3, "batch_size": 16, "drop_last": True, "eval_every": 1, "eval_batch_size": 64,
                  "log_every": 1, "checkpoint_every_minutes": 0.0, "amp": True, "grad_clip": None,
                  "skip_nonfinite": False, "max_minutes": None},
-    "method": {"noise": 0.1, "stop_at_step": None},
+    "method": {"noise": 0.1, "stop_at_step": None, "step_sleep": 0.0},
 }
 
 
@@ -44,6 +45,7 @@ class ToyModel(ClusteringModel):
         return {"loss": loss, "cluster": loss}
 
     def on_after_step(self, global_step, context):
+        time.sleep(self.config["method"]["step_sleep"])
         stop_at = self.config["method"]["stop_at_step"]
         if stop_at is not None and global_step + 1 == stop_at:
             os.kill(os.getpid(), signal.SIGINT)

@@ -42,6 +42,15 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         os.close(directory)
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete temporary files left by a writer that was killed mid-write; returns what was removed."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path: str | Path, *, method: str | None = None, map_location: Any = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_atomic` and check it belongs to ``method``."""
     path = Path(path)

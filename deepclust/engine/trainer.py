@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from deepclust._version import __version__
 from deepclust.augment import to_float
-from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
+from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, remove_stale_temporaries, save_atomic
 from deepclust.engine.inference import autocast_context, iterate_images, predict_labels
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.engine.optim import build_optimizer, build_scheduler
@@ -85,6 +86,16 @@ class RunLog:
             handle.write(json.dumps(record) + "\n")
 
 
+def check_free_space(folder: Path, model: torch.nn.Module) -> None:
+    """Fail before training when ``folder`` cannot hold two checkpoints (the old one and the new one)."""
+    state_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    needed = 2 * (3 * state_bytes + 2**20)  # weights + optimizer moments, twice during the atomic rename
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(f"not enough free disk space in {folder}: {free / 2**20:.1f} MiB free, "
+                      f"checkpoints need about {needed / 2**20:.1f} MiB")
+
+
 class Trainer:
     """Train ``model`` on ``images`` (uint8 tensor N×C×H×W) with the ``training`` config section.
 
@@ -131,6 +142,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, config.get("schedule", {}),
                                          self.steps_per_epoch, self.total_steps)
         self.eval_batch_size = int(self.training.get("eval_batch_size", 512))
+        if self.out_dir is not None:
+            check_free_space(self.out_dir, model)
         self.context = TrainingContext(
             device=device, n_samples=n, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             max_epochs=self.max_epochs, seed=self.seed,
@@ -198,24 +211,28 @@ class Trainer:
             batch = batch.pin_memory()
         return to_float(batch.to(self.device, non_blocking=True))
 
+    def _non_finite(self, batch: Batch, what: str, detail: str) -> dict[str, float]:
+        message = f"non-finite {what} at epoch {batch.epoch}, step {self.global_step}: {detail}"
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.training.get("skip_nonfinite", False):
+            self.log.write("skipped_step", epoch=batch.epoch, step=self.global_step, reason=message)
+            return {}
+        raise NonFiniteLossError(message + " (set training.skip_nonfinite=true to skip such steps)")
+
     def _train_step(self, batch: Batch) -> dict[str, float]:
         with autocast_context(self.device, self.amp):
             outputs = self.model.training_step(batch)
         loss = outputs["loss"]
         if not torch.isfinite(loss):
             bad = [name for name, value in outputs.items() if not torch.isfinite(value).all()]
-            message = (f"non-finite loss at epoch {batch.epoch}, step {self.global_step}: "
-                       f"terms {', '.join(bad)} = {[float(outputs[n].detach()) for n in bad]}")
-            if self.training.get("skip_nonfinite", False):
-                self.log.write("skipped_step", epoch=batch.epoch, step=self.global_step, reason=message)
-                self.optimizer.zero_grad(set_to_none=True)
-                return {}
-            raise NonFiniteLossError(message + " (set training.skip_nonfinite=true to skip such steps)")
+            values = [float(outputs[name].detach()) for name in bad]
+            return self._non_finite(batch, "loss", f"terms {', '.join(bad)} = {values}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.training.get("grad_clip")
-        if clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip) if clip else math.inf)
+        if not torch.isfinite(gradient_norm):
+            return self._non_finite(batch, "gradient", f"norm {float(gradient_norm)}")
         self.optimizer.step()
         self.scheduler.step()
         self.model.on_after_step(self.global_step, self.context)
@@ -223,6 +240,9 @@ class Trainer:
 
     def fit(self) -> FitResult:
         resumed = False
+        if self.checkpoint_path is not None:
+            for path in remove_stale_temporaries(self.checkpoint_path.parent):
+                self.log.write("removed_stale_temporary", path=str(path))
         if self.resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             self.restore(load_checkpoint(self.checkpoint_path, method=self.meta.get("method")))
             resumed = True
