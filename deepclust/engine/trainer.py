@@ -86,6 +86,23 @@ class RunLog:
             handle.write(json.dumps(record) + "\n")
 
 
+#: Configuration keys that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = frozenset({
+    "training.max_minutes", "training.eval_every", "training.eval_batch_size", "training.log_every",
+    "training.checkpoint_every_minutes",
+})
+
+
+def _config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        differences = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            differences += _config_differences(old.get(key), new.get(key), where)
+        return differences
+    return [] if old == new else [(prefix, old, new)]
+
+
 def check_free_space(folder: Path, model: torch.nn.Module) -> None:
     """Fail before training when ``folder`` cannot hold two checkpoints (the old one and the new one)."""
     state_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
@@ -176,6 +193,12 @@ class Trainer:
             if key in self.meta and state.get(key) != self.meta[key]:
                 raise ValueError(f"cannot resume: the checkpoint has {key}={state.get(key)}, "
                                  f"this run has {key}={self.meta[key]}")
+        changed = [f"{key} (checkpoint {old!r}, now {new!r})"
+                   for key, old, new in _config_differences(state["config"], self.config)
+                   if key not in RESUMABLE_CHANGES]
+        if changed:
+            raise ValueError("cannot resume: the configuration differs from the checkpoint's at "
+                             + "; ".join(changed))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -41,7 +41,8 @@ def test_interrupted_run_resumes_bit_exactly(tmp_path, toy_data):
                   config={"method": {"stop_at_step": 7}}).fit(images)  # SIGINT in the middle of epoch 2
     assert stopped.fit_result_.stop_reason == "stopped by SIGINT"
     assert stopped.fit_result_.global_step == 7
-    resumed = Toy(n_clusters=3, seed=2, out_dir=str(tmp_path), resume=True).fit(images)
+    resumed = Toy(n_clusters=3, seed=2, out_dir=str(tmp_path), resume=True,
+                  config={"method": {"stop_at_step": 7}}).fit(images)  # step 7 is behind it now
     assert resumed.fit_result_.global_step == reference.fit_result_.global_step
     for (name, x), y in zip(_params(reference).items(), _params(resumed).values()):
         assert torch.equal(x, y), name
@@ -68,3 +69,14 @@ def test_batch_larger_than_data_is_an_error(toy_data):
     images, _ = toy_data
     with pytest.raises(ValueError, match="batch_size 1000 is larger than the dataset"):
         Toy(n_clusters=3, batch_size=1000).fit(images)
+
+
+def test_resume_with_a_different_configuration_is_refused(tmp_path, toy_data):
+    images, _ = toy_data
+    Toy(n_clusters=3, out_dir=str(tmp_path), config={"method": {"stop_at_step": 2}}).fit(images)
+    with pytest.raises(ValueError, match=r"optimizer.lr \(checkpoint 0.01, now 0.5\)"):
+        Toy(n_clusters=3, out_dir=str(tmp_path), resume=True, lr=0.5,
+            config={"method": {"stop_at_step": 2}}).fit(images)
+    resumed = Toy(n_clusters=3, out_dir=str(tmp_path), resume=True,
+                  config={"method": {"stop_at_step": 2}, "training": {"eval_every": 2}}).fit(images)
+    assert resumed.fit_result_.global_step > 2
