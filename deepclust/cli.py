@@ -15,6 +15,7 @@ import yaml
 from deepclust.data import dataset_status, list_datasets, load_dataset
 from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.evaluation import evaluate_clustering
+from deepclust.evaluation.shift import evaluate_shifts, format_shift_table, parse_shift
 from deepclust.methods import get_method, list_methods, load_estimator
 
 
@@ -27,6 +28,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None
     parser.add_argument("--data-root", help="folder holding the dataset files (default: see `deepclust datasets`)")
     parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
     parser.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
+    parser.add_argument("--imbalance", type=int, default=0, choices=(0, 1, 2, 3),
+                        help="class-imbalance protocol 1-3 of HardReg: subsample each class with its own "
+                             "seeded keep probability (default 0: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate, required=False)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--shift", action="append", default=[], metavar="NAME:SEVERITY",
+                          help="also evaluate (no refit) on a corrupted copy of the dataset, e.g. gaussian_noise:3 "
+                               "(severity 1-5; names: see deepclust.evaluation.shift.list_shifts); repeatable")
 
     predict = commands.add_parser("predict", help="write cluster labels of a dataset to CSV")
     predict.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
@@ -71,11 +78,43 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--data-root", help="also look in this folder")
 
     commands.add_parser("methods", help="list methods and their presets")
+
+    bench = commands.add_parser("bench", help="train every method and the k-means baselines on one dataset; "
+                                              "write a results table (.md, .csv, .json)")
+    _add_data_arguments(bench, required=True)
+    bench.add_argument("--methods", default="all", help="'all' (every registered deep method) or m1,m2,...")
+    bench.add_argument("--budget-minutes", type=float, required=True, help="training time budget of each run")
+    bench.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default: 0)")
+    bench.add_argument("--preset", help="preset of every deep method (default: cpu-fashion-mnist)")
+    bench.add_argument("--out", default="benchmarks/results", help="folder of <dataset>.md/.csv/.json")
+    bench.add_argument("--runs-dir", help="folder of the run folders (default: runs/bench-<dataset>-<time>)")
+    bench.add_argument("--n-clusters", type=int, help="number of clusters (default: the dataset's classes)")
+    bench.add_argument("--baselines", default="pixels,small_cnn",
+                       help="k-means baselines: 'pixels' and/or backbone names (random weights); 'none' for none")
+    bench.add_argument("--baseline-image-size", type=int,
+                       help="resize images to this size for the k-means baselines (a backbone's minimum size)")
+    bench.add_argument("--kmeans-n-init", type=int, default=10, help="k-means restarts of the baselines")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    bench.add_argument("--verbose", action="store_true", help="progress bars of the deep methods")
+
+    report = commands.add_parser("report", help="HTML report of a run: curves, confusion matrix, embedding map, "
+                                                "cluster sizes and sample images")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="run folder (holding model.pt)")
+    report.add_argument("--out", help="output folder (default: RUN_DIR/report)")
+    _add_data_arguments(report, required=False)
+    report.add_argument("--subset-seed", type=int, help="seed of the --subset draw (default: the run's seed)")
+    report.add_argument("--max-points", type=int, default=2000, help="images in the embedding map (default 2000)")
+    report.add_argument("--samples-per-cluster", type=int, default=10)
+    report.add_argument("--embedding", default="auto", choices=["auto", "tsne", "umap"],
+                        help="auto: UMAP when the umap package is installed, else t-SNE")
+    report.add_argument("--device", default="auto")
+    report.add_argument("--seed", type=int, default=0, help="seed of the subsamples and of t-SNE")
     return parser
 
 
 def _load_data(args, seed: int):
-    dataset = load_dataset(args.dataset, root=args.data_root, split=args.split)
+    dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, imbalance=args.imbalance,
+                           seed=seed)
     if args.subset is not None:
         if not 1 <= args.subset <= len(dataset):
             raise CommandError(f"--subset must be between 1 and {len(dataset)}, got {args.subset}")
@@ -155,12 +194,21 @@ def _run_model_path(run: str) -> Path:
 
 def command_evaluate(args) -> int:
     path = _run_model_path(args.run)
+    shifts = [parse_shift(text) for text in args.shift]
+    if shifts and args.dataset is None:
+        raise CommandError("--shift needs --dataset (the data to corrupt)")
     estimator = load_estimator(path, device=args.device)
     if args.dataset is None:
         metrics = estimator.metrics_
         _print_metrics(metrics, prefix="stored training metrics: ")
         return 0
     dataset = _load_data(args, args.seed)
+    if shifts:
+        rows = evaluate_shifts(estimator, dataset, shifts, seed=args.seed)
+        print(f"{dataset.name} ({len(dataset)} images), predicted with the trained model (no refit):")
+        print(format_shift_table(rows))
+        print(json.dumps(rows))
+        return 0
     labels = estimator.predict(dataset)
     metrics = evaluate_clustering(dataset.labels, labels, estimator.n_clusters)
     _print_metrics(metrics, prefix=f"{dataset.name}: ")
@@ -202,8 +250,59 @@ def command_methods(args) -> int:
     return 0
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CommandError(f"{option} expects comma-separated integers, e.g. 0,1,2; got '{text}'") from None
+
+
+def command_bench(args) -> int:
+    import shlex
+
+    from deepclust.reporting.bench import BenchSettings, run_benchmark
+
+    seeds = _int_list(args.seeds, "--seeds")
+    baselines = [] if args.baselines.strip() == "none" else [b.strip() for b in args.baselines.split(",") if b.strip()]
+    settings = BenchSettings(
+        dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
+        preset=args.preset, subset=args.subset, split=args.split, imbalance=getattr(args, "imbalance", 0) or 0,
+        data_root=args.data_root, out=args.out,
+        runs_dir=args.runs_dir, device=args.device, n_clusters=args.n_clusters, baselines=baselines,
+        baseline_image_size=args.baseline_image_size, kmeans_n_init=args.kmeans_n_init, verbose=args.verbose)
+    words = ["deepclust", "bench", "--dataset", args.dataset, "--methods", args.methods,
+             "--budget-minutes", f"{args.budget_minutes:g}", "--seeds", ",".join(map(str, seeds))]
+    for option, value in (("--preset", args.preset), ("--subset", args.subset), ("--split", args.split),
+                          ("--imbalance", settings.imbalance or None),
+                          ("--data-root", args.data_root), ("--n-clusters", args.n_clusters),
+                          ("--baselines", args.baselines), ("--baseline-image-size", args.baseline_image_size),
+                          ("--kmeans-n-init", args.kmeans_n_init), ("--device", args.device), ("--out", args.out)):
+        defaults = {"--split": "all", "--baselines": "pixels,small_cnn", "--kmeans-n-init": 10, "--device": "auto"}
+        if value is not None and defaults.get(option) != value:
+            words += [option, str(value)]
+    paths = run_benchmark(settings, command=shlex.join(words), log=lambda text: print(text, flush=True))
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def command_report(args) -> int:
+    from deepclust.reporting.report import ReportOptions, build_report
+
+    options = ReportOptions(out=args.out, dataset=args.dataset, data_root=args.data_root, split=args.split,
+                            subset=args.subset, subset_seed=args.subset_seed,
+                            imbalance=getattr(args, "imbalance", 0) or 0, device=args.device,
+                            max_points=args.max_points, samples_per_cluster=args.samples_per_cluster,
+                            embedding=args.embedding, seed=args.seed)
+    if options.max_points < 1 or options.samples_per_cluster < 1:
+        raise CommandError(f"--max-points and --samples-per-cluster must be >= 1, got "
+                           f"{options.max_points} and {options.samples_per_cluster}")
+    build_report(args.run_dir, options)
+    return 0
+
+
 COMMANDS = {"fit": command_fit, "evaluate": command_evaluate, "predict": command_predict,
-            "datasets": command_datasets, "methods": command_methods}
+            "datasets": command_datasets, "methods": command_methods, "bench": command_bench,
+            "report": command_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from torch import nn
 
 from .base import Backbone
 from .conv1d import Conv1DNet
+from .lenet import LeNet
 from .mlp import MLP
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from .small_cnn import SmallCNN
@@ -29,6 +30,7 @@ _REGISTRY: dict[str, Callable[..., Backbone]] = {
     "small_cnn": SmallCNN,
     "mlp": MLP,
     "conv1d": Conv1DNet,
+    "lenet": LeNet,
 }
 
 # keyword arguments each builder accepts besides in_channels / image_size
@@ -59,7 +61,8 @@ def build_backbone(name: str, in_channels: int = 3, image_size: int | None = Non
             size checks. Optional.
         **kwargs: backbone options -- ResNet: ``stem`` ("auto" | "cifar" | "imagenet"),
             ``zero_init_residual``; small_cnn: ``width``; mlp: ``input_dim``, ``hidden_dims``,
-            ``feature_dim``; conv1d: ``feature_dim``, ``hidden_channels``, ``kernel_size``.
+            ``feature_dim``; conv1d: ``feature_dim``, ``hidden_channels``, ``kernel_size``;
+            lenet: ``feature_dim``.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(list_backbones())}")
@@ -72,6 +75,6 @@ def build_backbone(name: str, in_channels: int = 3, image_size: int | None = Non
 
 
 __all__ = [
-    "Backbone", "BasicBlock", "Bottleneck", "Conv1DNet", "MLP", "ResNet", "SmallCNN",
+    "Backbone", "BasicBlock", "Bottleneck", "Conv1DNet", "LeNet", "MLP", "ResNet", "SmallCNN",
     "build_backbone", "list_backbones", "resnet18", "resnet34", "resnet50",
 ]

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import arrays, cifar, folder, idx, stl10
+from . import arrays, cifar, folder, idx, realdisp, stl10
 from .base import ImageDataset
 from .errors import DatasetNotFoundError, _MissingFile
+from .imbalance import apply_imbalance
 
 __all__ = ["DatasetSpec", "REGISTRY", "ENV_VAR", "load_dataset", "list_datasets",
            "dataset_status", "resolve_name", "default_data_root"]
@@ -144,6 +145,14 @@ _SPECS = [
              "tiny-imagenet-200.zip and unzip it into {dest} (it creates tiny-imagenet-200/)",
         description="Tiny-ImageNet, 100,000 train + 10,000 val 64x64 images, 200 classes"),
     DatasetSpec(
+        "realdisp", "folder", realdisp.load_realdisp, SPLITS_SINGLE,
+        {"window": 512, "stride": 5, "scenario": "ideal"}, folder="realdisp",
+        present=realdisp.has_realdisp_logs, expect="RealDisp log files subject<N>_<scenario>.log",
+        hint="download the RealDisp activity recognition dataset from "
+             "https://archive.ics.uci.edu/dataset/305 and extract its .log files into {path}",
+        description="RealDisp sensor windows (117 channels x 512 steps, stride 5), 33 "
+                    "activities, stored as (117, 1, 512) uint8 'images'"),
+    DatasetSpec(
         "image-folder", "user", folder.load_image_folder, SPLITS_SINGLE, dict(IMAGE_OPTIONS),
         hint="your own images: load_dataset('image-folder', root='<folder>') with one "
              "sub-folder per class, or only image files for an unlabelled set",
@@ -261,12 +270,19 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
     options: per dataset: cifar100 ``label_level`` ("coarse"|"fine"); stl10
              ``include_unlabeled``; image folders / ImageNet subsets / Tiny-ImageNet
              ``image_size`` (96; 64 for Tiny-ImageNet), ``channels`` (3|1), ``on_error``
-             ("raise"|"skip"), ``crop`` (center square crop before resizing); npz ``path``.
+             ("raise"|"skip"), ``crop`` (center square crop before resizing); npz ``path``;
+             realdisp ``window`` (512), ``stride`` (5), ``scenario`` ("ideal"). Every
+             dataset: ``imbalance`` (0 = none; 1, 2, 3: HardReg's class-imbalance protocol,
+             :mod:`deepclust.data.imbalance`) subsampled with ``seed`` (default 0).
 
     Raises ValueError (unknown name or split), TypeError (unknown option),
     DatasetNotFoundError (missing folder/file, with how to get it), DatasetFormatError
     (malformed file, naming it).
     """
+    imbalance = options.pop("imbalance", 0)
+    seed = options.pop("seed", 0)
+    if imbalance:
+        return apply_imbalance(load_dataset(name, root, split, **options), imbalance, seed=seed)
     spec = resolve_name(name)
     if split not in spec.splits:
         raise ValueError(f"unknown split {split!r} for dataset {spec.name!r}; valid splits: "

@@ -6,6 +6,7 @@ from .metrics import (
     collapse_statistics,
     evaluate_clustering,
     hungarian_mapping,
+    kl_to_prior,
     normalized_mutual_info,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "normalized_mutual_info",
     "adjusted_rand_index",
     "collapse_statistics",
+    "kl_to_prior",
     "evaluate_clustering",
 ]

@@ -110,7 +110,38 @@ def adjusted_rand_index(y_true: Any, y_pred: Any) -> float:
     return float(adjusted_rand_score(t, p))
 
 
-def collapse_statistics(y_pred: Any, n_clusters: int | None = None) -> dict[str, float]:
+def kl_to_prior(y_pred: Any, n_clusters: int, prior: Any = None) -> float:
+    """KL* = KL(q ‖ π) = Σ_k q_k log(q_k / π_k) of the hard cluster-size distribution q_k = n_k / N
+    to a prior π (HardReg, Mahon & Lukasiewicz AAAI 2024: the collapse measure KL*; 0 log 0 = 0).
+
+    ``prior=None`` is the uniform prior (KL* = log K − H(q), whatever the label values); a given
+    prior (K non-negative weights, normalised here) is matched by index, so labels must then be
+    0..K−1: cluster k is the one the method was asked to give the share π_k.
+    """
+    p = _as_labels("y_pred", y_pred)
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}")
+    if prior is None:
+        _, counts = np.unique(p, return_counts=True)
+        if counts.size > n_clusters:
+            raise ValueError(f"y_pred has {counts.size} distinct cluster labels but n_clusters={n_clusters}")
+        q = counts / counts.sum()
+        return float((q * np.log(q * n_clusters)).sum())
+    weights = np.asarray(prior, dtype=np.float64)
+    if weights.shape != (n_clusters,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"prior must hold n_clusters={n_clusters} finite non-negative weights with a positive "
+                         f"sum, got {weights.tolist() if weights.size <= 20 else weights.shape}")
+    if p.min() < 0 or p.max() >= n_clusters:
+        raise ValueError(f"with a prior, y_pred labels must be 0..{n_clusters - 1}; got labels in "
+                         f"[{p.min()}, {p.max()}]")
+    q = np.bincount(p, minlength=n_clusters) / p.size
+    pi = weights / weights.sum()
+    used = q > 0
+    with np.errstate(divide="ignore"):
+        return float((q[used] * np.log(q[used] / pi[used])).sum())
+
+
+def collapse_statistics(y_pred: Any, n_clusters: int | None = None, prior: Any = None) -> dict[str, float]:
     """Statistics of the cluster-size distribution, to detect degenerate (collapsed) solutions.
 
     ``n_clusters`` is the number of clusters the model may use (empty ones included); ``None``
@@ -121,7 +152,8 @@ def collapse_statistics(y_pred: Any, n_clusters: int | None = None) -> dict[str,
     - ``largest_cluster_share``: max_k p_k;
     - ``cluster_size_entropy``: H = -Σ p_k log p_k (nats, 0 log 0 = 0);
     - ``normalized_size_entropy``: H / log K (1 = perfectly balanced; defined as 1.0 if K = 1);
-    - ``cluster_size_cv``: std(n) / mean(n) over the K sizes (population std, ddof = 0).
+    - ``cluster_size_cv``: std(n) / mean(n) over the K sizes (population std, ddof = 0);
+    - ``kl_star``: KL(p ‖ π) to the ``prior`` π (uniform when None), see :func:`kl_to_prior`.
     """
     p = _as_labels("y_pred", y_pred)
     _, counts = np.unique(p, return_counts=True)
@@ -149,15 +181,17 @@ def collapse_statistics(y_pred: Any, n_clusters: int | None = None) -> dict[str,
         "cluster_size_entropy": entropy,
         "normalized_size_entropy": float(norm_entropy),
         "cluster_size_cv": cv,
+        "kl_star": kl_to_prior(p, n_clusters, prior),
     }
 
 
-def evaluate_clustering(y_true: Any, y_pred: Any, n_clusters: int | None = None) -> dict[str, float]:
+def evaluate_clustering(y_true: Any, y_pred: Any, n_clusters: int | None = None, prior: Any = None) -> dict[str, float]:
     """ACC, NMI, ARI and collapse statistics in one dict.
 
     ``y_true`` may be ``None`` (only the collapse statistics are returned). Points whose true
     label is ``-1`` (unknown) are excluded from acc/nmi/ari; the collapse statistics always use
-    every prediction. If no point has a known label, acc/nmi/ari are NaN.
+    every prediction. If no point has a known label, acc/nmi/ari are NaN. ``prior``: the cluster
+    prior of the ``kl_star`` collapse measure (uniform when None).
     """
     p = _as_labels("y_pred", y_pred)
     out: dict[str, float] = {}
@@ -171,5 +205,5 @@ def evaluate_clustering(y_true: Any, y_pred: Any, n_clusters: int | None = None)
             out["ari"] = adjusted_rand_index(tk, pk)
         else:
             out.update(acc=float("nan"), nmi=float("nan"), ari=float("nan"))
-    out.update(collapse_statistics(p, n_clusters))
+    out.update(collapse_statistics(p, n_clusters, prior))
     return out

@@ -1,0 +1,253 @@
+"""Training-step throughput of every registered deep method, against the machine's matmul speed.
+
+    python benchmarks/throughput.py [--methods all|m1,m2] [--preset cpu-fashion-mnist]
+        [--backbone small_cnn|preset] [--batch-size 128] [--image-shape 1,28,28] [--warmup 3] [--steps 10]
+        [--device auto] [--out benchmarks/results]
+
+For each method the network is built from its preset (default ``cpu-fashion-mnist``) with one
+backbone and one batch size for all methods (``--backbone preset`` keeps each preset's own), on
+random images of ``--image-shape``. Its hooks ``on_fit_start`` and ``on_epoch_start(0)`` run first
+(untimed), then ``--warmup`` steps, then ``--steps`` timed steps; a step is ``training_step`` (views
+generated on the device included), ``backward``, ``optimizer.step`` and ``on_after_step`` (EMA,
+memory banks), with the batch already on the device. One more step runs under
+``torch.utils.flop_counter.FlopCounterMode`` to count its FLOPs (matmuls and convolutions, forward
+and backward; element-wise work is not counted), which gives the achieved GFLOP/s. The reference
+is the float32 GFLOP/s of a large square matmul (2·n³ FLOPs) timed in the same process, with the
+same threads. Methods whose preset is missing are skipped with a note.
+
+Writes ``<out>/throughput.md`` and ``<out>/throughput.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from deepclust.augment import to_float
+from deepclust.backbones import Backbone
+from deepclust.engine.config import deep_merge
+from deepclust.engine.inference import autocast_context, iterate_images
+from deepclust.engine.model import Batch, TrainingContext
+from deepclust.engine.optim import build_optimizer
+from deepclust.engine.runtime import resolve_device, seed_everything
+from deepclust.methods import DeepClusterer, get_method, list_methods
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/throughput.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default="all", help="'all' registered deep methods, or m1,m2")
+    parser.add_argument("--preset", default="cpu-fashion-mnist")
+    parser.add_argument("--backbone", default="small_cnn",
+                        help="backbone of every method (default small_cnn); 'preset' keeps each preset's")
+    parser.add_argument("--batch-size", default="128", help="batch of every method (default 128); 'preset' keeps each preset's")
+    parser.add_argument("--image-shape", default="1,28,28", help="C,H,W of the random input images (Fashion-MNIST)")
+    parser.add_argument("--n-clusters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--matmul-size", type=int, help="side of the reference matmul (default 2048 CPU, 8192 CUDA)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    try:
+        args.image_shape = tuple(int(v) for v in args.image_shape.split(","))
+    except ValueError:
+        parser.error(f"--image-shape expects C,H,W, got '{args.image_shape}'")
+    if len(args.image_shape) != 3 or min(args.image_shape) < 1:
+        parser.error(f"--image-shape expects three positive integers C,H,W, got {args.image_shape}")
+    if args.batch_size != "preset":
+        if not args.batch_size.isdigit() or int(args.batch_size) < 1:
+            parser.error(f"--batch-size must be a positive integer or 'preset', got '{args.batch_size}'")
+    if args.warmup < 0 or args.steps < 1:
+        parser.error(f"--warmup must be >= 0 and --steps >= 1, got {args.warmup} and {args.steps}")
+    return args
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, size: int, min_seconds: float = 0.5) -> float:
+    """float32 GFLOP/s of ``size``×``size`` matmuls (2·size³ FLOPs each), after one warm-up."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device)
+    b = torch.randn(size, size, generator=generator).to(device)
+    torch.mm(a, b)
+    _sync(device)
+    repeats, started = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        repeats += 1
+        _sync(device)
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds and repeats >= 2:
+            break
+    return 2.0 * size**3 * repeats / elapsed / 1e9
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+def measure_method(name: str, args: argparse.Namespace, device: torch.device) -> dict:
+    cls = get_method(name)
+    config = cls.preset_config(args.preset)  # raises when the preset is missing
+    if args.backbone != "preset":  # the whole section: the preset's options may not apply to this backbone
+        config = {**config, "backbone": {"name": args.backbone}}
+    if args.batch_size != "preset":
+        config = deep_merge(config, {"training": {"batch_size": int(args.batch_size)}}, strict=False)
+    batch_size = int(config["training"]["batch_size"])
+    shape = args.image_shape
+    seed_everything(0)
+    channels = shape[0]
+    model = cls(n_clusters=args.n_clusters)._build_model(config, args.n_clusters, shape, (0.5,) * channels,
+                                                          (0.29,) * channels).to(device)
+    n_samples = max(4 * batch_size, 512)
+    images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = images.to(device)
+    eval_batch = int(config["training"].get("eval_batch_size", 512))
+    epochs = int(config["training"].get("epochs", 1))
+    context = TrainingContext(device=device, n_samples=n_samples, steps_per_epoch=n_samples // batch_size,
+                              total_steps=epochs * (n_samples // batch_size), max_epochs=epochs, seed=0,
+                              iterate_dataset=lambda: iterate_images(images, eval_batch, device))
+    optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
+    amp = bool(config["training"].get("amp", True)) and device.type == "cuda"
+    model.train()
+    model.on_fit_start(context)
+    model.on_epoch_start(0, context)
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randperm(n_samples, generator=generator)[:batch_size] for _ in range(8)]
+    prepared = [(to_float(images[idx.to(device)]), idx.to(device)) for idx in batches]
+    step = 0
+
+    def one_step() -> None:
+        nonlocal step
+        batch_images, indices = prepared[step % len(prepared)]
+        with autocast_context(device, amp):
+            outputs = model.training_step(Batch(images=batch_images, indices=indices, epoch=0, step=step))
+        optimizer.zero_grad(set_to_none=True)
+        outputs["loss"].backward()
+        optimizer.step()
+        model.on_after_step(step, context)
+        step += 1
+
+    for _ in range(args.warmup):
+        one_step()
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        one_step()
+    _sync(device)
+    seconds = time.perf_counter() - started
+    counter = FlopCounterMode(display=False)
+    with counter:
+        one_step()
+    flops = float(counter.get_total_flops())
+    seconds_per_step = seconds / args.steps
+    encoders = [module for module in model.modules() if isinstance(module, Backbone)]
+    backbone = getattr(encoders[0], "name", type(encoders[0]).__name__) if encoders else "(own network)"
+    return {
+        "method": name, "status": "ok", "backbone": backbone, "batch_size": batch_size,
+        "image_size": model.image_size, "parameters": sum(p.numel() for p in model.parameters()),
+        "images_per_second": batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
+        "gflop_per_step": flops / 1e9, "gflops": flops / seconds_per_step / 1e9,
+        "timed_steps": args.steps, "warmup_steps": args.warmup,
+    }
+
+
+def format_markdown(result: dict) -> str:
+    lines = [
+        "# Training-step throughput", "",
+        f"Made by: `{result['command']}`", "",
+        f"Machine: {result['machine']}; device {result['device']}; {result['threads']} torch threads; "
+        f"torch {result['torch']}; date {result['date']}.", "",
+        f"Reference: float32 matmul {result['matmul_size']}×{result['matmul_size']}: "
+        f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
+        f"Preset {result['preset']}; random images of shape {tuple(result['image_shape'])}; "
+        f"{result['warmup']} warm-up step(s), {result['steps']} timed step(s).", "",
+        "| Method | Backbone | Batch | Image size | Params (M) | Images/s | ms/step | GFLOP/step | GFLOP/s | % of matmul |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["methods"]:
+        if row["status"] != "ok":
+            continue
+        share = 100.0 * row["gflops"] / result["matmul_gflops"]
+        lines.append(f"| {row['method']} | {row['backbone']} | {row['batch_size']} | {row['image_size']} "
+                     f"| {row['parameters'] / 1e6:.2f} | {row['images_per_second']:.0f} | {row['ms_per_step']:.1f} "
+                     f"| {row['gflop_per_step']:.3f} | {row['gflops']:.1f} | {share:.0f}% |")
+    lines += ["", "- A step: `training_step` (augmented views made on the device), backward, optimizer step and "
+              "`on_after_step`, the batch already on the device.",
+              "- GFLOP/step: `torch.utils.flop_counter.FlopCounterMode` over one step (matmuls and convolutions, "
+              "forward and backward); element-wise work, augmentation and optimizer updates are not counted, so "
+              "GFLOP/s is a lower bound of the work done."]
+    skipped = [row for row in result["methods"] if row["status"] != "ok"]
+    if skipped:
+        lines += ["", "## Skipped or failed", ""] + [f"- {row['method']}: {row['status']} — {row['note']}"
+                                                     for row in skipped]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    if args.methods.strip() == "all":
+        names = [n for n in list_methods() if issubclass(get_method(n), DeepClusterer)]
+    else:
+        names = [n.strip() for n in args.methods.split(",") if n.strip()]
+        for name in names:
+            get_method(name)
+    size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    result = {
+        "command": " ".join(["python benchmarks/throughput.py", shlex.join(argv)]).strip(), "machine": machine(device),
+        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"), "preset": args.preset, "image_shape": list(args.image_shape),
+        "warmup": args.warmup, "steps": args.steps, "matmul_size": size,
+        "matmul_gflops": matmul_gflops(device, size), "methods": [],
+    }
+    print(f"matmul {size}x{size} float32: {result['matmul_gflops']:.1f} GFLOP/s on {result['machine']}", flush=True)
+    for name in names:
+        if not issubclass(get_method(name), DeepClusterer):
+            result["methods"].append({"method": name, "status": "skipped", "note": "not a deep method (no training step)"})
+            continue
+        try:
+            get_method(name).preset_config(args.preset)
+        except Exception as error:
+            note = f"preset '{args.preset}' not available: {error}"
+            result["methods"].append({"method": name, "status": "skipped", "note": note})
+            print(f"{name}: skipped — {note}", flush=True)
+            continue
+        try:
+            row = measure_method(name, args, device)
+        except Exception as error:  # one broken method must not stop the others
+            note = f"{type(error).__name__}: {error}".replace("\n", " ")
+            row = {"method": name, "status": "failed", "note": note}
+            traceback.print_exc()
+        result["methods"].append(row)
+        if row["status"] == "ok":
+            print(f"{name}: {row['images_per_second']:.0f} images/s, {row['ms_per_step']:.1f} ms/step, "
+                  f"{row['gflops']:.1f} GFLOP/s ({100 * row['gflops'] / result['matmul_gflops']:.0f}% of matmul)",
+                  flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "throughput.md").write_text(format_markdown(result), encoding="utf-8")
+    print(f"wrote {out / 'throughput.md'} and {out / 'throughput.json'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

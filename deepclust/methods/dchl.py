@@ -1,0 +1,92 @@
+"""DCHL: Deep Clustering with Hybrid-Grained Contrastive and Discriminative Learning."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepclust.engine.model import Batch, ClusteringModel
+from deepclust.heads import cluster_head, mlp
+from deepclust.losses import ClusterContrastiveLoss, NTXentLoss
+from deepclust.losses.instance_group import InstanceGroupLoss, seeded_batch_kmeans
+from deepclust.methods.base import DeepClusterer
+from deepclust.methods.registry import register_method
+
+
+class DCHLModel(ClusteringModel):
+    """Backbone f → h; instance projector h → z (L2-normalised); shared cross projector h → v;
+    coarse cluster head v → c (softmax over K); fine group head v → g (L2-normalised).
+
+    Per batch, two augmented views; the loss is
+
+        w_ins·NT-Xent(z1, z2; τ_i) + w_clu·CCL(c1, c2; τ_c, with entropy)
+        + w_self_group·L_self(g; groups) + w_cross_group·L_cross(z; groups),
+
+    where the groups are found by k-means inside the batch on g1 and on g2 separately (M groups,
+    seeded by the first M rows; see :func:`~deepclust.losses.instance_group.seeded_batch_kmeans`,
+    which also documents M > B). Labels are the argmax of c on un-augmented images; ``embed``
+    returns the backbone feature h.
+    """
+
+    label_source = "head"
+
+    def __init__(self, config, n_clusters, input_shape, mean=None, std=None):
+        super().__init__(config, n_clusters, input_shape, mean, std)
+        options = config["method"]
+        for key in ("n_groups", "kmeans_iterations"):
+            if isinstance(options[key], bool) or not isinstance(options[key], int) or options[key] < 1:
+                raise ValueError(f"method.{key} must be an integer >= 1, got {options[key]!r}")
+        self.backbone = self.make_backbone()
+        width = self.backbone.feature_dim
+        hidden = int(options["hidden_dim"] or width)
+        self.instance_projector = mlp([width, hidden, int(options["instance_dim"])], batch_norm=False)
+        self.cross_projector = mlp([width, hidden], batch_norm=False, last_activation=nn.ReLU())
+        self.cluster_head = cluster_head([hidden, n_clusters])
+        self.group_head = mlp([hidden, int(options["group_dim"])])
+        self.augment = self.make_augmentation()
+        self.n_groups = options["n_groups"]
+        self.kmeans_iterations = options["kmeans_iterations"]
+        self.instance_loss = NTXentLoss(options["instance_temperature"])
+        self.cluster_loss = ClusterContrastiveLoss(options["cluster_temperature"], options["entropy_weight"])
+        self.group_loss = InstanceGroupLoss(options["group_temperature"])
+        self.weights = {term: float(options[f"{term}_weight"])
+                        for term in ("instance", "cluster", "self_group", "cross_group")}
+
+    def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(z, c, g) of already transformed images: instance embedding, cluster assignment, group embedding."""
+        features = self.backbone(images)
+        shared = self.cross_projector(features)
+        instance = F.normalize(self.instance_projector(features), dim=1)
+        group = F.normalize(self.group_head(shared), dim=1)
+        return instance, self.cluster_head(shared), group
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        # one forward pass per view, so batch-norm statistics are per view as in the reference
+        z1, c1, g1 = self.heads(self.augment(batch.images))
+        z2, c2, g2 = self.heads(self.augment(batch.images))
+        groups_1 = seeded_batch_kmeans(g1, self.n_groups, self.kmeans_iterations)
+        groups_2 = seeded_batch_kmeans(g2, self.n_groups, self.kmeans_iterations)
+        terms = {
+            "instance": self.instance_loss(z1, z2),
+            "cluster": self.cluster_loss(c1, c2),
+            "self_group": self.group_loss(g1, g2, groups_1, groups_2),
+            "cross_group": self.group_loss(z1, z2, groups_1, groups_2),
+        }
+        total = sum(self.weights[name] * value for name, value in terms.items())
+        return {"loss": total, **terms}
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.eval_transform(images))
+
+    def cluster_probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        return self.cluster_head(self.cross_projector(self.embed(images)))
+
+
+@register_method("dchl")
+class DCHL(DeepClusterer):
+    """DCHL (Deng, Chen, Huang, Zhu, Wang, Lai, "Deep Clustering with Hybrid-Grained Contrastive and
+    Discriminative Learning", IEEE TCSVT 2024): instance contrast, coarse cluster contrast and
+    self/cross instance-group discrimination against k-means groups found inside each batch.
+    """
+
+    model_class = DCHLModel

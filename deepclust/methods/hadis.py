@@ -1,0 +1,136 @@
+"""HaDis: deep clustering with diffused sampling and hardness-aware self-distillation."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepclust.cluster import kmeans
+from deepclust.engine import Batch, ClusteringModel, TrainingContext, cosine_momentum, ema_update, make_target
+from deepclust.heads import mlp
+from deepclust.losses.diffused_alignment import diffuse, diffused_alignment_loss
+from deepclust.losses.hardness_distillation import HardnessAwareDistillationLoss
+from deepclust.losses.prototype_contrast import PrototypeContrastLoss
+from deepclust.methods.base import DeepClusterer
+from deepclust.methods.registry import register_method
+
+
+def init_predictor(predictor: nn.Module) -> None:
+    """The reference's predictor initialisation: linear weights N(0, 0.01²), biases 0, BN weight 1 / bias 0."""
+    for module in predictor.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class HaDisModel(ClusteringModel):
+    """Online encoder f_q + projector g_q + predictor q; momentum target f_k + g_k (BYOL-style).
+
+    Per step and direction (views swapped and averaged): q = g_q(f_q(x_a)), k = normalise(g_k(f_k(x_b))),
+    p = q(q + ε) with ε ~ N(0, σ²) (σ = 0 in warm-up);
+    L = L_DSA(p, k) + L_HSD(k, p) + λ · L_proto(q, k, y) (λ = 0 in warm-up), y the pseudo-labels that
+    k-means on the target embeddings of the whole dataset gives at the start of every epoch.
+    """
+
+    label_source = "kmeans"
+
+    def __init__(self, config, n_clusters, input_shape, mean=None, std=None):
+        super().__init__(config, n_clusters, input_shape, mean, std)
+        options = config["method"]
+        self.options = options
+        self.backbone = self.make_backbone()
+        feature_dim = int(options["feature_dim"])
+        self.projector = mlp([self.backbone.feature_dim, int(options["projector_hidden_dim"]), feature_dim])
+        self.predictor = mlp([feature_dim, int(options["predictor_hidden_dim"]), feature_dim])
+        init_predictor(self.predictor)
+        self.target_backbone = make_target(self.backbone)
+        self.target_projector = make_target(self.projector)
+        if config["augmentation"]["name"] == "byol":  # BYOL's asymmetric views
+            self.views = nn.ModuleList([self.make_augmentation(view=0), self.make_augmentation(view=1)])
+        else:
+            self.views = nn.ModuleList([self.make_augmentation()])
+        self.hsd = HardnessAwareDistillationLoss(float(options["hsd_temperature"]))
+        self.prototype_contrast = PrototypeContrastLoss(n_clusters, float(options["temperature"]))
+        self.register_buffer("pseudo_labels", torch.zeros(0, dtype=torch.long))
+
+    # --- training -------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        online = list(self.backbone.parameters()) + list(self.projector.parameters())
+        return [{"params": online},
+                {"params": list(self.predictor.parameters()), "lr_scale": float(self.options["predictor_lr_scale"])}]
+
+    def _target_embedding(self, views: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.target_projector(self.target_backbone(views)), dim=1)
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.pseudo_labels.numel() == 0:
+            raise RuntimeError("HaDis has no pseudo-labels yet: on_epoch_start must run before training_step")
+        warm_up = batch.epoch < int(self.options["warmup_epochs"])
+        latent_std = 0.0 if warm_up else float(self.options["latent_std"])
+        labels = self.pseudo_labels[batch.indices]
+        views = [self.views[0](batch.images), self.views[-1](batch.images)]
+        online = [self.projector(self.backbone(view)) for view in views]
+        with torch.no_grad():
+            targets = [self._target_embedding(view) for view in views]
+        directions = [(0, 1), (1, 0)] if self.options["symmetric"] else [(0, 1)]
+        align = hsd = proto = 0.0
+        for a, b in directions:
+            prediction = self.predictor(diffuse(online[a], latent_std))
+            align = align + diffused_alignment_loss(prediction, targets[b])
+            hsd = hsd + self.hsd(targets[b], prediction)
+            proto = proto + self.prototype_contrast(online[a], targets[b], labels)
+        align, hsd, proto = (term / len(directions) for term in (align, hsd, proto))
+        loss = align + hsd
+        if warm_up:
+            proto = proto.detach()
+        else:
+            loss = loss + float(self.options["cluster_loss_weight"]) * proto
+        return {"loss": loss, "align": align, "hsd": hsd, "proto": proto}
+
+    @torch.no_grad()
+    def on_epoch_start(self, epoch: int, context: TrainingContext) -> None:
+        """Pseudo-labels: k-means (k-means++, cosine) on the target embeddings of the whole dataset."""
+        was_training = self.training
+        self.eval()
+        try:
+            embeddings = torch.cat([self.embed(images) for images, _ in context.iterate_dataset()])
+        finally:
+            self.train(was_training)
+        result = kmeans(embeddings.float(), self.n_clusters, n_init=int(self.options["kmeans_restarts"]),
+                        max_iter=int(self.options["kmeans_max_iter"]), tol=float(self.options["kmeans_tol"]),
+                        metric="cosine", seed=int(self.options["kmeans_seed"]))
+        self.pseudo_labels = result.labels.to(self.pseudo_labels.device)
+
+    def on_after_step(self, global_step: int, context: TrainingContext) -> None:
+        momentum = float(self.options["momentum_base"])
+        if self.options["momentum_cosine"]:
+            momentum = cosine_momentum(momentum, global_step + 1, context.total_steps)
+        ema_update(self.target_backbone, self.backbone, momentum)
+        ema_update(self.target_projector, self.projector, momentum)
+
+    # --- inference ------------------------------------------------------------------------
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """normalise(g_k(f_k(x))): the target branch's normalised embedding of un-augmented images."""
+        return self._target_embedding(self.eval_transform(images))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # the pseudo-label buffer is empty until the first epoch starts: take the saved size
+        if "pseudo_labels" in state_dict:
+            self.pseudo_labels = torch.empty_like(state_dict["pseudo_labels"], device=self.pseudo_labels.device)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+@register_method("hadis")
+class HaDis(DeepClusterer):
+    """HaDis (Zhang & Huang, "Deep Clustering with Diffused Sampling and Hardness-aware
+    Self-distillation", arXiv 2401.14038), built on ProPos (Huang et al., TPAMI 2022).
+
+    A BYOL-style online/momentum-target pair trained with diffused sampling alignment, hardness-aware
+    self-distillation and prototypical contrast over per-epoch k-means pseudo-labels; the clustering
+    is k-means on the normalised target embeddings.
+    """
+
+    model_class = HaDisModel

@@ -1,0 +1,240 @@
+"""The benchmark results table: pure functions from per-run records to Markdown, CSV and JSON.
+
+A *record* is one training run (one method or baseline, one seed), a dict with:
+
+``name`` (row label, e.g. ``"htcn"`` or ``"k-means (pixels)"``), ``kind`` (``"method"`` or
+``"baseline"``), ``method`` (registry name), ``preset``, ``seed``, ``status`` (``"ok"``,
+``"skipped"`` or ``"failed"``), ``note`` (why it was skipped/failed), and for ``ok`` runs
+``acc``, ``nmi``, ``ari``, ``n_clusters_used``, ``epochs``, ``train_seconds``, ``images_per_second``,
+``peak_memory_mb``, ``memory_kind``, ``device``, ``run_dir``.
+
+:func:`aggregate_records` groups the records by (kind, name) into table rows with the mean and
+the sample standard deviation (``ddof=1``) over the seeds that finished; rows of methods come
+first, then the baselines, each in order of first appearance.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+#: Numeric fields averaged over seeds: record key -> row key prefix.
+AVERAGED = {"acc": "acc", "nmi": "nmi", "ari": "ari", "train_minutes": "train_minutes",
+            "images_per_second": "images_per_second", "peak_memory_mb": "peak_memory_mb", "epochs": "epochs"}
+
+CSV_COLUMNS = [
+    "name", "kind", "method", "preset", "status", "n_seeds", "seeds",
+    "acc_mean", "acc_std", "nmi_mean", "nmi_std", "ari_mean", "ari_std",
+    "clusters_min", "clusters_max", "epochs_mean", "epochs_std", "train_minutes_mean", "train_minutes_std",
+    "images_per_second_mean", "images_per_second_std", "peak_memory_mb_mean", "peak_memory_mb_std",
+    "memory_kind", "device", "note", "run_dirs",
+]
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _train_minutes(record: dict) -> float | None:
+    if record.get("train_minutes") is not None:
+        return _number(record["train_minutes"])
+    seconds = _number(record.get("train_seconds"))
+    return None if seconds is None else seconds / 60.0
+
+
+def _unique(values: Iterable[Any]) -> list:
+    seen = []
+    for value in values:
+        if value not in (None, "") and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def aggregate_records(records: list[dict]) -> list[dict]:
+    """Table rows, one per (kind, name): mean and std (ddof=1; None for one seed) over ``ok`` runs."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        if "name" not in record:
+            raise ValueError(f"benchmark record without a 'name': {record!r}")
+        groups.setdefault((record.get("kind", "method"), record["name"]), []).append(record)
+    ordered = [key for key in groups if key[0] != "baseline"] + [key for key in groups if key[0] == "baseline"]
+    rows = []
+    for kind, name in ordered:
+        group = groups[(kind, name)]
+        done = [r for r in group if r.get("status", "ok") == "ok"]
+        not_done = [r for r in group if r.get("status", "ok") != "ok"]
+        row: dict[str, Any] = {
+            "name": name, "kind": kind, "method": group[0].get("method", name),
+            "preset": ", ".join(map(str, _unique(r.get("preset") for r in group))) or None,
+            "n_seeds": len(done), "seeds": [r.get("seed") for r in done],
+            "device": ", ".join(map(str, _unique(r.get("device") for r in done))) or None,
+            "memory_kind": ", ".join(_unique(r.get("memory_kind") for r in done)) or None,
+            "run_dirs": [r["run_dir"] for r in done if r.get("run_dir")],
+        }
+        if done:
+            row["status"] = "ok"
+            notes = [f"seed {r.get('seed')} {r.get('status')}: {r.get('note', '')}".strip() for r in not_done]
+            row["note"] = "; ".join(notes)
+        else:
+            row["status"] = not_done[0].get("status", "failed")
+            row["note"] = "; ".join(_unique(r.get("note", "") for r in not_done))
+        for key, prefix in AVERAGED.items():
+            values = [_train_minutes(r) if key == "train_minutes" else _number(r.get(key)) for r in done]
+            values = [v for v in values if v is not None]
+            row[f"{prefix}_mean"] = float(np.mean(values)) if values else None
+            row[f"{prefix}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        clusters = [int(r["n_clusters_used"]) for r in done if r.get("n_clusters_used") is not None]
+        row["clusters_min"] = min(clusters) if clusters else None
+        row["clusters_max"] = max(clusters) if clusters else None
+        rows.append(row)
+    return rows
+
+
+def _cell(row: dict, prefix: str, digits: int) -> str:
+    mean, std = row.get(f"{prefix}_mean"), row.get(f"{prefix}_std")
+    if mean is None:
+        return "–"
+    text = f"{mean:.{digits}f}"
+    if std is not None:
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def _clusters_cell(row: dict) -> str:
+    low, high = row.get("clusters_min"), row.get("clusters_max")
+    if low is None:
+        return "–"
+    return str(low) if low == high else f"{low}–{high}"
+
+
+MARKDOWN_HEADER = ["Method", "Preset", "Seeds", "ACC", "NMI", "ARI", "Non-empty clusters", "Epochs", "Train min",
+                   "Images/s", "Peak memory MB", "Device"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The Markdown table of the rows that ran (skipped/failed rows are listed by :func:`format_markdown`)."""
+    lines = ["| " + " | ".join(MARKDOWN_HEADER) + " |", "|" + "---|" * len(MARKDOWN_HEADER)]
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        name = row["name"] + (" *(baseline)*" if row["kind"] == "baseline" else "")
+        cells = [name, row.get("preset") or "–", str(row["n_seeds"]), _cell(row, "acc", 4), _cell(row, "nmi", 4),
+                 _cell(row, "ari", 4), _clusters_cell(row), _cell(row, "epochs", 0 if float(row.get("epochs_mean") or 0).is_integer() else 1), _cell(row, "train_minutes", 2),
+                 _cell(row, "images_per_second", 0), _cell(row, "peak_memory_mb", 0), row.get("device") or "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[dict], meta: dict) -> str:
+    """The whole results page. ``meta`` keys used: ``dataset``, ``command``, ``machine``, ``date``,
+    ``n_samples``, ``n_clusters``, ``budget_minutes``, ``seeds``, ``preset``, ``notes`` (list)."""
+    dataset = meta.get("dataset", "?")
+    lines = [f"# Benchmark on {dataset}", "", f"Made by: `{meta.get('command', '?')}`", ""]
+    facts = []
+    if meta.get("machine"):
+        facts.append(f"machine: {meta['machine']}")
+    if meta.get("date"):
+        facts.append(f"date: {meta['date']}")
+    if meta.get("n_samples") is not None:
+        facts.append(f"{meta['n_samples']} images")
+    if meta.get("n_clusters") is not None:
+        facts.append(f"K = {meta['n_clusters']}")
+    if meta.get("seeds") is not None:
+        facts.append("seeds " + ", ".join(map(str, meta["seeds"])))
+    if meta.get("budget_minutes") is not None:
+        facts.append(f"training budget {meta['budget_minutes']:g} min per run")
+    if facts:
+        text = "; ".join(facts)
+        lines += [text[0].upper() + text[1:] + ".", ""]
+    lines += [markdown_table(rows), ""]
+    footnotes = [
+        "ACC/NMI/ARI on all benchmarked images (clustering is evaluated on the data it was fitted on); "
+        "with several seeds: mean ± sample standard deviation (ddof = 1).",
+        "Epochs: full epochs completed (within the budget). "
+        "Train min: training time of the deep methods (evaluation excluded); for the k-means baselines the "
+        "whole fit (feature extraction and k-means). Images/s: training images per second of the deep "
+        "methods; for the baselines, images embedded and clustered per second.",
+    ]
+    kinds = _unique(row.get("memory_kind") for row in rows)
+    if kinds:
+        footnotes.append("Peak memory: " + "; ".join(kinds) + " — on the CPU the growth of the process's peak "
+                         "resident memory during the fit over its size when the fit started (the dataset is "
+                         "already loaded); on CUDA the peak tensor memory from torch.cuda.max_memory_allocated.")
+    lines += [f"- {note}" for note in footnotes + list(meta.get("notes") or [])]
+    missing = [row for row in rows if row["status"] != "ok"]
+    partial = [row for row in rows if row["status"] == "ok" and row.get("note")]
+    if missing or partial:
+        lines += ["", "## Not run or incomplete", ""]
+        lines += [f"- {row['name']}: {row['status']} — {row.get('note') or 'no reason recorded'}" for row in missing]
+        lines += [f"- {row['name']}: {row['note']}" for row in partial]
+    run_lines = [f"- {row['name']}: " + ", ".join(f"`{d}`" for d in row["run_dirs"]) for row in rows if row["run_dirs"]]
+    if run_lines:
+        lines += ["", "## Run folders", ""] + run_lines
+    return "\n".join(lines) + "\n"
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def format_csv(rows: list[dict]) -> str:
+    """One CSV line per row (skipped/failed rows included, with their status and note)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: _csv_value(row.get(column)) for column in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    return value
+
+
+def results_json(rows: list[dict], records: list[dict], meta: dict) -> dict:
+    """Everything in one JSON-able dict: the run settings, the table rows and every run."""
+    return _json_safe({**meta, "rows": rows, "runs": records})
+
+
+def write_results(records: list[dict], out_dir: str | Path, meta: dict) -> list[Path]:
+    """Write ``<out_dir>/<dataset>.md``, ``.csv`` and ``.json``; returns the three paths."""
+    if not meta.get("dataset"):
+        raise ValueError("write_results needs meta['dataset'] (it names the result files)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = aggregate_records(records)
+    stem = str(meta["dataset"])
+    paths = [out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}.json"]
+    contents = [format_markdown(rows, meta), format_csv(rows),
+                json.dumps(results_json(rows, records, meta), indent=2) + "\n"]
+    for path, text in zip(paths, contents):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    return paths

@@ -1,0 +1,123 @@
+"""HardReg's comparison baselines against naive loop references."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepclust.losses.assignment_baselines import (
+    kl_regulariser, kmeans_objective, neural_gas, no_regulariser, sinkhorn_regulariser, variance_regulariser,
+)
+
+B, K = 6, 3
+
+
+@pytest.fixture
+def costs():
+    return torch.from_numpy(np.random.default_rng(0).random((B, K)) * 5 + 0.5)
+
+
+def rows(costs):
+    return costs.tolist()
+
+
+def argmins(table):
+    return [min(range(len(row)), key=lambda c: row[c]) for row in table]
+
+
+def assigned_mean(table, labels):
+    return sum(table[i][labels[i]] for i in range(len(table))) / len(table)
+
+
+def entropy(weights):
+    total = sum(weights)
+    return -sum(w / total * math.log(w / total) for w in weights if w > 0)
+
+
+def test_no_regulariser(costs):
+    table = rows(costs)
+    result = no_regulariser(costs)
+    assert result.labels.tolist() == argmins(table)
+    assert float(result.loss) == pytest.approx(sum(min(row) for row in table) / B)
+
+
+@pytest.mark.parametrize("improved", [False, True])
+def test_variance_regulariser(costs, improved):
+    table = rows(costs)
+    labels = argmins(table)
+    means = [sum(table[i][c] for i in range(B)) / B for c in range(K)]
+    if improved:
+        average = sum(means) / K
+        spread = sum((m - average) ** 2 for m in means) / (K - 1)
+    else:
+        spread = sum(m * m for m in means) / K
+    result = variance_regulariser(costs, improved=improved)
+    assert result.labels.tolist() == labels
+    assert float(result.loss) == pytest.approx(10 * spread + 0.1 * assigned_mean(table, labels))
+
+
+@pytest.mark.parametrize("centroid_term", [False, True])
+def test_kl_regulariser(costs, centroid_term):
+    table = rows(costs)
+    labels = argmins(table)
+    marginal = [sum(table[i][c] for i in range(B)) / B for c in range(K)]
+    second = assigned_mean(table, labels) if centroid_term else sum(entropy(row) for row in table) / B
+    result = kl_regulariser(costs, centroid_term=centroid_term)
+    assert result.labels.tolist() == labels
+    assert float(result.loss) == pytest.approx(-100 * entropy(marginal) + 0.1 * second)
+
+
+def test_kl_regulariser_rejects_negative_costs():
+    with pytest.raises(ValueError, match="costs >= 0"):
+        kl_regulariser(torch.tensor([[-1.0, 2.0]]))
+
+
+def naive_sinkhorn(table, epsilon, iterations):
+    q = [[math.exp(-table[i][c] / epsilon) for i in range(B)] for c in range(K)]   # K x B
+    total = sum(map(sum, q))
+    q = [[v / total for v in row] for row in q]
+    for _ in range(iterations):
+        q = [[v / sum(row) / K for v in row] for row in q]
+        columns = [sum(q[c][i] for c in range(K)) for i in range(B)]
+        q = [[q[c][i] / columns[i] / B for i in range(B)] for c in range(K)]
+    return [[q[c][i] * B for c in range(K)] for i in range(B)]                 # B x K
+
+
+@pytest.mark.parametrize("pick", ["argmin", "argmax"])
+def test_sinkhorn_regulariser(costs, pick):
+    table = rows(costs)
+    balanced = naive_sinkhorn(table, 0.5, 15)
+    expected = [(min if pick == "argmin" else max)(range(K), key=lambda c: row[c]) for row in balanced]
+    result = sinkhorn_regulariser(costs, epsilon=0.5, n_iters=15, pick=pick)
+    assert result.labels.tolist() == expected
+    assert float(result.loss) == pytest.approx(assigned_mean(table, expected))
+    with pytest.raises(ValueError, match="pick"):
+        sinkhorn_regulariser(costs, pick="median")
+
+
+def test_neural_gas(costs):
+    table = rows(costs)
+    counts = [0, 3, 1]
+    values = [[0.1 * row[c] + math.log(counts[c] + 1) for c in range(K)] for row in table]
+    temperature = 0.7
+    expected = sum(sum(v * math.exp(-r / temperature) for r, v in enumerate(sorted(row))) for row in values) / B
+    result = neural_gas(costs, torch.tensor(counts), temperature=temperature)
+    assert result.labels.tolist() == argmins(values)
+    assert float(result.loss) == pytest.approx(expected)
+
+
+def test_kmeans_objective():
+    rng = np.random.default_rng(1)
+    z, means = rng.normal(size=(B, 4)), rng.normal(size=(K, 4))
+    distances = [[sum((z[i][d] - means[c][d]) ** 2 for d in range(4)) for c in range(K)] for i in range(B)]
+    result = kmeans_objective(torch.from_numpy(z).float(), torch.from_numpy(means).float())
+    assert result.labels.tolist() == argmins(distances)
+    assert float(result.loss) == pytest.approx(sum(min(row) for row in distances) / B, rel=1e-6)
+
+
+def test_losses_are_differentiable(costs):
+    costs = costs.clone().requires_grad_(True)
+    for result in (no_regulariser(costs), variance_regulariser(costs), kl_regulariser(costs),
+                   sinkhorn_regulariser(costs), neural_gas(costs)):
+        grad, = torch.autograd.grad(result.loss, costs)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0

@@ -1,0 +1,260 @@
+"""ConCURL: the network, its training step, hooks, inference options, estimator and CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import deepclust
+import deepclust.methods.concurl as concurl_module
+from deepclust.cli import main
+from deepclust.engine.config import deep_merge
+from deepclust.engine.model import Batch, TrainingContext
+from deepclust.methods import ConCURL
+from deepclust.methods.concurl import ConCURLModel
+from support import FULL, fashion_mnist_available, fashion_mnist_subset
+
+TINY = {
+    "backbone": {"name": "small_cnn", "width": 0.25},
+    "training": {"batch_size": 32, "eval_batch_size": 256, "log_every": 1},
+    "method": {"low_dim": 8, "hidden_dim": 32, "out_dim": 16, "nce_k": 32, "n_transforms": 3, "projection_dim": 4},
+}
+needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
+
+
+def tiny_config(**sections):
+    config = deep_merge(ConCURL.preset_config("cpu-fashion-mnist"), TINY)
+    return deep_merge(config, sections)
+
+
+def tiny_model(n_samples=64, k=4, **sections):
+    torch.manual_seed(0)
+    model = ConCURLModel(tiny_config(**sections), k, (1, 28, 28), mean=(0.3,), std=(0.3,))
+    model.on_fit_start(context(n_samples))
+    return model
+
+
+def context(n_samples=64):
+    return TrainingContext(device=torch.device("cpu"), n_samples=n_samples, steps_per_epoch=2, total_steps=4,
+                           max_epochs=2, iterate_dataset=lambda: iter(()))
+
+
+def images(n=32, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def test_training_step_terms_and_shapes():
+    model = tiny_model()
+    out = model.training_step(Batch(images(), torch.arange(32), 0, 0))
+    assert set(out) == {"loss", "nce", "population", "consensus"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in out.values())
+    # best-run weights α = 0, β = 1, γ = 1
+    assert out["loss"].item() == pytest.approx(out["nce"].item() + out["consensus"].item(), rel=1e-5)
+    out["loss"].backward()
+    assert model.backbone.features[0].weight.grad is not None
+    assert model.memory_bank.memory.shape == (64, 8)
+
+
+def test_weights_combine_the_terms():
+    model = tiny_model(method={"alpha": 0.5, "beta": 2.0, "gamma": 0.25})
+    torch.manual_seed(1)
+    out = model.training_step(Batch(images(), torch.arange(32), 0, 0))
+    expected = 2.0 * out["nce"] + 0.5 * out["population"] + 0.25 * out["consensus"]
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("embedding, dim", [("backbone", 64), ("nce", 8), ("projection", 16), ("codes", 4)])
+def test_embeddings(embedding, dim):
+    model = tiny_model(inference={"embedding": embedding}).eval()
+    z = model.embed(images(5))
+    assert z.shape == (5, dim)
+    if embedding in ("nce", "projection"):
+        assert torch.allclose(z.norm(dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_argmax_labels_and_invalid_inference_options():
+    model = tiny_model(inference={"labels": "argmax"}).eval()
+    assert model.label_source == "head"
+    probabilities = model.cluster_probabilities(images(6))
+    assert torch.allclose(probabilities.sum(1), torch.ones(6), atol=1e-5)
+    assert torch.equal(model.predict_labels(images(6)), probabilities.argmax(1))
+    with pytest.raises(ValueError, match="inference.embedding must be one of backbone, nce, projection, codes"):
+        tiny_model(inference={"embedding": "pixels"})
+    with pytest.raises(ValueError, match="inference.labels"):
+        tiny_model(inference={"labels": "dbscan"})
+
+
+def test_prototype_rows_unit_norm_at_the_start_of_every_step():
+    """Spec test 5: the rows of W are normalised in place before each step's forward pass."""
+    model = tiny_model(method={"alpha": 1.0})  # with α = 0 and use_no_grad, W gets no gradient at all
+    norms = []
+    model.prototypes.register_forward_pre_hook(lambda module, _: norms.append(module.weight.detach().norm(dim=1)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    with torch.no_grad():
+        model.prototypes.weight.mul_(3.0)
+    for step in range(3):
+        norms.clear()
+        model.training_step(Batch(images(seed=step), torch.arange(32), 0, step))["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        model.on_after_step(step, context())
+        assert len(norms) == 2 and all(torch.allclose(n, torch.ones(4), atol=1e-6) for n in norms)
+        assert not torch.allclose(model.prototypes.weight.norm(dim=1), torch.ones(4), atol=1e-4)  # moved by the step
+
+
+def naive_sinkhorn(scores, eps, n_iters):
+    b, k = len(scores), len(scores[0])
+    q = [[math.exp(scores[i][j] / eps) for i in range(b)] for j in range(k)]
+    total = sum(map(sum, q))
+    q = [[v / total for v in row] for row in q]
+    for _ in range(n_iters):
+        q = [[v / sum(row) / k for v in row] for row in q]
+        columns = [sum(q[j][i] for j in range(k)) for i in range(b)]
+        q = [[q[j][i] / columns[i] / b for i in range(b)] for j in range(k)]
+    return [[q[j][i] * b for j in range(k)] for i in range(b)]
+
+
+def test_targets_are_three_sinkhorn_iterations_at_eps_005_of_the_unprojected_scores(monkeypatch):
+    """Spec test 1 (ConCURL side): targets come from Sinkhorn(exp(s/0.05)), 3 iterations, of s = W·normalise(u)."""
+    calls = []
+    real = concurl_module.sinkhorn_knopp
+
+    def recording(scores, epsilon, n_iters):
+        q = real(scores, epsilon, n_iters)
+        calls.append((scores.clone(), epsilon, n_iters, q))
+        return q
+
+    monkeypatch.setattr(concurl_module, "sinkhorn_knopp", recording)
+    model = tiny_model()
+    scores_seen = []
+    model.prototypes.register_forward_hook(lambda module, args, out: scores_seen.append(out.detach()))
+    model.training_step(Batch(images(), torch.arange(32), 0, 0))
+    assert [(c[1], c[2]) for c in calls] == [(0.05, 3), (0.05, 3)]
+    for (scores, _, _, q), seen in zip(calls, scores_seen):
+        assert torch.equal(scores, seen)
+        assert torch.allclose(q.double(), torch.tensor(naive_sinkhorn(scores.double().tolist(), 0.05, 3),
+                                                       dtype=torch.float64), atol=1e-5)
+        assert torch.allclose(q.sum(1), torch.ones(32), atol=1e-5)
+
+
+def test_memory_bank_rows_of_the_batch_move_after_the_step():
+    model = tiny_model()
+    before = model.memory_bank.memory.clone()
+    indices = torch.arange(10, 42)
+    model.training_step(Batch(images(), indices, 0, 0))
+    e = model._pending_update[0]
+    assert torch.equal(model.memory_bank.memory, before)  # scored against the bank before the update
+    model.on_after_step(0, context())
+    assert torch.allclose(model.memory_bank.memory[indices], F.normalize(0.5 * before[indices] + 0.5 * e, dim=1))
+    untouched = torch.cat([torch.arange(10), torch.arange(42, 64)])
+    assert torch.equal(model.memory_bank.memory[untouched], before[untouched])
+
+
+def test_reinit_transforms_per_epoch_only_when_asked():
+    fixed = tiny_model()
+    first = fixed.projections.matrices.clone()
+    fixed.on_epoch_start(1, context())
+    assert torch.equal(fixed.projections.matrices, first)
+    redrawn = tiny_model(method={"reinit_transforms": True})
+    redrawn.on_epoch_start(0, context())
+    assert torch.equal(redrawn.projections.matrices, first)
+    redrawn.on_epoch_start(1, context())
+    assert not torch.equal(redrawn.projections.matrices, first)
+    again = tiny_model(method={"reinit_transforms": True})
+    again.on_epoch_start(1, context())
+    assert torch.equal(again.projections.matrices, redrawn.projections.matrices)
+
+
+def test_state_survives_a_reload_into_a_fresh_model():
+    model = tiny_model(method={"reinit_transforms": True})
+    model.on_epoch_start(2, context())
+    model.training_step(Batch(images(), torch.arange(32), 0, 0))
+    model.on_after_step(0, context())
+    fresh = ConCURLModel(tiny_config(method={"reinit_transforms": True}), 4, (1, 28, 28), mean=(0.3,), std=(0.3,))
+    fresh.load_state_dict(model.state_dict())
+    for name in ("memory_bank.memory", "memory_bank.normaliser", "projections.matrices"):
+        assert torch.equal(fresh.state_dict()[name], model.state_dict()[name]), name
+    assert fresh.memory_bank.normaliser.item() > 0
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 255, size=(96, 1, 28, 28), dtype=np.uint8)
+    config = tiny_config(training={"epochs": 2, "checkpoint_every_minutes": 0.0})
+    straight = ConCURL(n_clusters=3, config=config, device="cpu", out_dir=str(tmp_path / "a")).fit(data)
+    first = ConCURL(n_clusters=3, config=deep_merge(config, {"training": {"epochs": 1}}), device="cpu",
+                    out_dir=str(tmp_path / "b")).fit(data)
+    assert first.model_.memory_bank.normaliser.item() > 0
+    resumed = ConCURL(n_clusters=3, config=config, device="cpu", out_dir=str(tmp_path / "b"), resume=True).fit(data)
+    for name, value in straight.model_.state_dict().items():
+        assert torch.equal(value, resumed.model_.state_dict()[name]), name
+
+
+@needs_fashion_mnist
+def test_loss_decreases_on_a_real_batch():
+    data = fashion_mnist_subset(128)
+    batch = torch.from_numpy(data.images).float() / 255
+    model = ConCURLModel(tiny_config(), 10, (1, 28, 28), mean=data.mean, std=data.std)
+    model.on_fit_start(context(128))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for step in range(12):
+        torch.manual_seed(0)  # the same views and noise rows every step: only the weights change
+        out = model.training_step(Batch(batch, torch.arange(128), 0, step))
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+        model.on_after_step(step, context(128))
+        losses.append({k: v.item() for k, v in out.items()})
+    assert losses[-1]["loss"] < losses[0]["loss"] - 0.1
+    assert losses[-1]["nce"] < losses[0]["nce"]
+
+
+@needs_fashion_mnist
+def test_estimator_end_to_end_on_fashion_mnist():
+    data = fashion_mnist_subset(512)
+    estimator = deepclust.make("concurl", n_clusters=10, preset="cpu-fashion-mnist", config=TINY,
+                               max_epochs=1, batch_size=64, device="cpu", seed=0)
+    estimator.fit(data)
+    assert estimator.labels_.shape == (512,) and set(estimator.labels_) <= set(range(10))
+    for key in ("acc", "nmi", "ari"):
+        assert np.isfinite(estimator.metrics_[key])
+    assert estimator.metrics_["steps"] == 8
+    assert estimator.transform(data).shape == (512, 64)
+    predicted = estimator.predict(data)
+    assert predicted.shape == (512,) and (predicted == estimator.labels_).mean() > 0.95
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_cpu_preset_beats_pixel_kmeans_level():
+    """The CPU preset (as shipped, time-boxed) learns clusters; FULL: 10,000 images for longer."""
+    n, minutes = (10_000, 4.0) if FULL else (2_048, 0.25)
+    data = fashion_mnist_subset(n, seed=1)
+    estimator = deepclust.make("concurl", n_clusters=10, preset="cpu-fashion-mnist", device="cpu",
+                               max_minutes=minutes, seed=0).fit(data)
+    assert estimator.metrics_["acc"] > (0.5 if FULL else 0.3)
+
+
+@needs_fashion_mnist
+def test_cli_fit_then_shift_evaluation(tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = ["backbone.width=0.25", "method.hidden_dim=32", "method.out_dim=16", "method.nce_k=64",
+            "method.n_transforms=3", "method.projection_dim=8", "training.batch_size=64"]
+    argv = ["fit", "--method", "concurl", "--dataset", "fashion-mnist", "--subset", "512", "--preset",
+            "cpu-fashion-mnist", "--set", "training.epochs=1", "--out", str(run), "--quiet"]
+    for assignment in sets:
+        argv += ["--set", assignment]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == "concurl" and metrics["n_samples"] == 512 and np.isfinite(metrics["acc"])
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--dataset", "fashion-mnist", "--subset", "512",
+                 "--shift", "gaussian_noise:3", "--shift", "contrast:5", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "clean" in printed and "gaussian_noise:3" in printed and "contrast:5" in printed
+    rows = json.loads(printed.strip().splitlines()[-1])
+    assert [r["shift"] for r in rows] == ["clean", "gaussian_noise:3", "contrast:5"]
+    assert rows[0]["acc"] == pytest.approx(metrics["acc"], abs=0.05)  # predicted on the clean subset, no refit

@@ -1,0 +1,54 @@
+"""benchmarks/throughput.py for the toy method with one timed step."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from toy_method import ToyModel
+
+from deepclust.methods import DeepClusterer, registry
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("deepclust_throughput_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class NoPreset(DeepClusterer):
+    method_name = "nopreset"
+    model_class = ToyModel
+
+
+def test_throughput_of_the_toy(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(registry._METHODS, "nopreset", NoPreset)
+    result = load_script().main(["--methods", "toy,nopreset,kmeans", "--warmup", "1", "--steps", "1",
+                                 "--batch-size", "16", "--image-shape", "1,8,8", "--matmul-size", "256",
+                                 "--out", str(tmp_path)])
+    assert result["matmul_gflops"] > 0
+    rows = {row["method"]: row for row in result["methods"]}
+    toy = rows["toy"]
+    assert toy["status"] == "ok" and toy["batch_size"] == 16 and toy["timed_steps"] == 1
+    assert toy["images_per_second"] > 0 and toy["gflop_per_step"] > 0 and toy["gflops"] > 0
+    # FLOPs by hand: 2·m·n·k per matmul, backward = 2 × forward except the input gradient of the first layer.
+    # The toy: two noisy views of B=16 flattened 8x8 images → Linear 64→32 → 32→16 → head 16→10 (K),
+    # then the loss's (2K × B) @ (B × 2K) similarity of the cluster columns.
+    batch, views, k = 16, 2, 10
+    linear = views * 2 * batch * (64 * 32 + 32 * 16 + 16 * k)
+    first_layer_input_grad = views * 2 * batch * 64 * 32
+    similarity = 2 * (2 * k) * batch * (2 * k)
+    expected = 3 * linear - first_layer_input_grad + 3 * similarity
+    assert toy["gflop_per_step"] * 1e9 == pytest.approx(expected)
+    assert rows["nopreset"]["status"] == "skipped" and "preset" in rows["nopreset"]["note"]
+    assert rows["kmeans"]["status"] == "skipped"
+    md = (tmp_path / "throughput.md").read_text()
+    assert "| toy |" in md and "## Skipped or failed" in md and "nopreset" in md and "GFLOP/s" in md
+    assert json.loads((tmp_path / "throughput.json").read_text())["methods"][0]["method"] == "toy"
+
+
+def test_throughput_rejects_bad_shape():
+    with pytest.raises(SystemExit):
+        load_script().main(["--image-shape", "28,28"])

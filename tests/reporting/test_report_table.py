@@ -1,0 +1,111 @@
+"""The results table writer on fake benchmark records (no training)."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from deepclust.reporting.memory import PeakMemory
+from deepclust.reporting.table import aggregate_records, format_csv, format_markdown, write_results
+
+COMMAND = "deepclust bench --dataset fake --methods all --budget-minutes 5 --seeds 0,1"
+
+
+def run(name, seed, acc, kind="method", **extra):
+    record = {"name": name, "kind": kind, "method": "kmeans" if kind == "baseline" else name,
+              "preset": "cpu-fashion-mnist" if kind == "method" else "features=pixels", "seed": seed,
+              "status": "ok", "note": "", "acc": acc, "nmi": acc - 0.1, "ari": acc - 0.2, "n_clusters_used": 10,
+              "train_seconds": 120.0, "images_per_second": 500.0, "peak_memory_mb": 100.0,
+              "memory_kind": "CPU peak RSS growth (VmHWM)", "device": "cpu", "run_dir": f"runs/{name}-{seed}"}
+    record.update(extra)
+    return record
+
+
+@pytest.fixture
+def records():
+    return [
+        run("k-means (pixels)", 0, 0.47, kind="baseline", train_seconds=30.0),
+        run("htcn", 0, 0.60, n_clusters_used=9, train_seconds=60.0, peak_memory_mb=200.0),
+        run("htcn", 1, 0.70, train_seconds=180.0, peak_memory_mb=400.0),
+        {"name": "dchl", "kind": "method", "method": "dchl", "preset": "cpu-fashion-mnist", "seed": 0,
+         "status": "skipped", "note": "preset 'cpu-fashion-mnist' not available"},
+        run("hadis", 0, 0.55),
+        {"name": "hadis", "kind": "method", "method": "hadis", "preset": "cpu-fashion-mnist", "seed": 1,
+         "status": "failed", "note": "RuntimeError: boom"},
+        run("k-means (pixels)", 1, 0.49, kind="baseline", train_seconds=30.0),
+        {"name": "k-means (random small_cnn)", "kind": "baseline", "method": "kmeans", "preset": "features=small_cnn",
+         "seed": 0, "status": "failed", "note": "ValueError: small_cnn: image_size=8 is too small"},
+    ]
+
+
+def test_rows_mean_std_and_order(records):
+    rows = aggregate_records(records)
+    assert [r["name"] for r in rows] == ["htcn", "dchl", "hadis", "k-means (pixels)", "k-means (random small_cnn)"]
+    htcn = rows[0]
+    assert htcn["n_seeds"] == 2 and htcn["seeds"] == [0, 1]
+    assert htcn["acc_mean"] == pytest.approx(0.65)
+    assert htcn["acc_std"] == pytest.approx(np.sqrt(((0.60 - 0.65) ** 2 + (0.70 - 0.65) ** 2) / 1))  # ddof = 1
+    assert htcn["nmi_mean"] == pytest.approx(0.55) and htcn["ari_mean"] == pytest.approx(0.45)
+    assert htcn["train_minutes_mean"] == pytest.approx(2.0) and htcn["train_minutes_std"] == pytest.approx(np.sqrt(2))
+    assert htcn["peak_memory_mb_mean"] == pytest.approx(300.0)
+    assert (htcn["clusters_min"], htcn["clusters_max"]) == (9, 10)
+    assert rows[1]["status"] == "skipped" and "not available" in rows[1]["note"] and rows[1]["acc_mean"] is None
+    hadis = rows[2]
+    assert hadis["status"] == "ok" and hadis["n_seeds"] == 1 and hadis["acc_std"] is None
+    assert "seed 1 failed" in hadis["note"]
+    pixels = rows[3]
+    assert pixels["kind"] == "baseline" and pixels["acc_mean"] == pytest.approx(0.48)
+    assert pixels["train_minutes_mean"] == pytest.approx(0.5)
+    assert rows[4]["status"] == "failed"
+
+
+def test_markdown_contents(records):
+    text = format_markdown(aggregate_records(records), {"dataset": "fake", "command": COMMAND, "n_samples": 100,
+                                                        "seeds": [0, 1], "budget_minutes": 5})
+    assert f"`{COMMAND}`" in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 3  # header, htcn, hadis, k-means pixels (skipped/failed rows are listed below)
+    htcn = next(line for line in table if line.startswith("| htcn "))
+    assert "0.6500 ± 0.0707" in htcn and "9–10" in htcn and "2.00 ± 1.41" in htcn and "300 ± 141" in htcn
+    hadis = next(line for line in table if line.startswith("| hadis "))
+    assert "0.5500 |" in hadis and "±" not in hadis
+    assert "| k-means (pixels) *(baseline)* | features=pixels | 2 | 0.4800 ± 0.0141" in text
+    assert "dchl: skipped — preset 'cpu-fashion-mnist' not available" in text
+    assert "k-means (random small_cnn): failed — ValueError" in text
+    assert "hadis: seed 1 failed: RuntimeError: boom" in text
+    assert "ddof = 1" in text and "VmHWM" in text
+    assert "`runs/htcn-0`, `runs/htcn-1`" in text
+
+
+def test_csv_and_json_files(records, tmp_path):
+    meta = {"dataset": "fake", "command": COMMAND, "machine": "test machine", "seeds": [0, 1]}
+    paths = write_results(records, tmp_path / "out", meta)
+    assert [p.name for p in paths] == ["fake.md", "fake.csv", "fake.json"] and all(p.is_file() for p in paths)
+    rows = list(csv.DictReader(io.StringIO(paths[1].read_text())))
+    assert [r["name"] for r in rows][0] == "htcn" and len(rows) == 5
+    assert float(rows[0]["acc_mean"]) == pytest.approx(0.65) and float(rows[0]["acc_std"]) == pytest.approx(0.0707107)
+    assert rows[0]["seeds"] == "0 1" and rows[1]["status"] == "skipped" and rows[1]["acc_mean"] == ""
+    assert rows[3]["kind"] == "baseline"
+    data = json.loads(paths[2].read_text())
+    assert data["command"] == COMMAND and data["machine"] == "test machine"
+    assert len(data["runs"]) == len(records) and len(data["rows"]) == 5
+    assert data["rows"][0]["acc_mean"] == pytest.approx(0.65)
+    assert format_csv(aggregate_records(records)) == paths[1].read_text()
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="name"):
+        aggregate_records([{"acc": 0.5}])
+    with pytest.raises(ValueError, match="dataset"):
+        write_results([], "/tmp", {})
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory("cpu") as peak:
+        block = np.ones(40 * 2**20 // 8)  # 40 MiB
+        block += 1
+        del block
+    assert peak.kind.startswith("CPU")
+    if "VmHWM" in peak.kind:
+        assert peak.megabytes >= 35
