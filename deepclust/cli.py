@@ -23,7 +23,7 @@ class CommandError(Exception):
     """A user error on the command line."""
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+def _add_data_arguments(parser: argparse.ArgumentParser, required: bool, data_options: bool = False) -> None:
     parser.add_argument("--dataset", required=required, help=f"dataset name ({', '.join(list_datasets())})")
     parser.add_argument("--data-root", help="folder holding the dataset files (default: see `deepclust datasets`)")
     parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
@@ -31,6 +31,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None
     parser.add_argument("--imbalance", type=int, default=0, choices=(0, 1, 2, 3),
                         help="class-imbalance protocol 1-3 of HardReg: subsample each class with its own "
                              "seeded keep probability (default 0: none)")
+    if data_options:
+        parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                            help="loader option, e.g. label_level=fine (cifar100), on_error=skip (image "
+                                 "folders), include_unlabeled=true (stl10), image_size=64 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="train a method on a dataset and evaluate it")
     fit.add_argument("--method", required=True, help="method name (see `deepclust methods`)")
-    _add_data_arguments(fit, required=True)
+    _add_data_arguments(fit, required=True, data_options=True)
     fit.add_argument("--preset", help="preset name of the method (see `deepclust methods`)")
     fit.add_argument("--config", help="YAML/TOML file merged over the preset")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -60,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on a dataset")
     evaluate.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
-    _add_data_arguments(evaluate, required=False)
+    _add_data_arguments(evaluate, required=False, data_options=True)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--shift", action="append", default=[], metavar="NAME:SEVERITY",
@@ -69,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="write cluster labels of a dataset to CSV")
     predict.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
-    _add_data_arguments(predict, required=True)
+    _add_data_arguments(predict, required=True, data_options=True)
     predict.add_argument("--output", default="labels.csv", help="CSV file to write (index,label)")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--seed", type=int, default=0)
@@ -112,9 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_options(assignments: list[str]) -> dict:
+    options = {}
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise CommandError(f"--data-option expects KEY=VALUE, got '{assignment}'")
+        key, raw = assignment.split("=", 1)
+        options[key.strip()] = yaml.safe_load(raw)
+    return options
+
+
 def _load_data(args, seed: int):
     dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, imbalance=args.imbalance,
-                           seed=seed)
+                           seed=seed, **_data_options(getattr(args, "data_option", [])))
     if args.subset is not None:
         if not 1 <= args.subset <= len(dataset):
             raise CommandError(f"--subset must be between 1 and {len(dataset)}, got {args.subset}")
@@ -242,7 +256,7 @@ def command_datasets(args) -> int:
 def command_methods(args) -> int:
     for name in list_methods():
         estimator_class = get_method(name)
-        doc = (estimator_class.__doc__ or "").strip().splitlines()[0] if estimator_class.__doc__ else ""
+        doc = " ".join((estimator_class.__doc__ or "").strip().split("\n\n")[0].split())
         print(f"{name:<10} {doc}")
         presets = estimator_class.presets() if hasattr(estimator_class, "presets") else []
         if presets:

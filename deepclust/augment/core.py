@@ -159,7 +159,7 @@ class ViewPipeline(nn.Module):
         x = self._prepare(x)
         with autocast_off(x.device):
             x = self.ops(x)
-            x = self.resize(x).clamp_(0.0, 1.0)  # blur/resize round-off can leave [0, 1] slightly
+            x = self.resize(x).clamp(0.0, 1.0)  # blur/resize round-off can leave [0, 1] slightly
             return self.normalize(x)
 
     def extra_repr(self) -> str:

@@ -252,8 +252,8 @@ def _check_options(spec: DatasetSpec, options: dict) -> dict:
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         valid = ", ".join(spec.options) if spec.options else "none"
-        raise TypeError(f"unexpected option(s) {unknown} for dataset {spec.name!r}; "
-                        f"valid options: {valid}")
+        raise ValueError(f"unexpected option(s) {unknown} for dataset {spec.name!r}; "
+                         f"valid options: {valid}")
     return {**spec.options, **options}
 
 
@@ -275,7 +275,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
              dataset: ``imbalance`` (0 = none; 1, 2, 3: HardReg's class-imbalance protocol,
              :mod:`deepclust.data.imbalance`) subsampled with ``seed`` (default 0).
 
-    Raises ValueError (unknown name or split), TypeError (unknown option),
+    Raises ValueError (unknown name, split or option),
     DatasetNotFoundError (missing folder/file, with how to get it), DatasetFormatError
     (malformed file, naming it).
     """

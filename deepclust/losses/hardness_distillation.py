@@ -9,7 +9,7 @@ from torch import nn
 
 
 def unit_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """D[i, j] = ‖a_i − b_j‖ = sqrt(max(2 − 2 a_i·b_j, 1e-12)) for L2-normalised rows (finite gradient at 0)."""
+    """D[i, j] = ‖a_i − b_j‖ = sqrt(max(2 − 2 a_i·b_j, 1e-12)) for L2-normalised rows (finite gradient)."""
     return (2.0 - 2.0 * a @ b.T).clamp_min(1e-12).sqrt()
 
 

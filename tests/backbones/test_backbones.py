@@ -12,7 +12,7 @@ def n_params(m):
 
 def test_list_backbones():
     assert list_backbones() == sorted(
-        ["resnet18", "resnet34", "resnet50", "small_cnn", "mlp", "conv1d"])
+        ["resnet18", "resnet34", "resnet50", "small_cnn", "mlp", "conv1d", "lenet"])
 
 
 def test_unknown_name_lists_valid_names():

@@ -59,3 +59,9 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("deepclust ") and message.lower() in err.lower()
     assert "Traceback" not in err
+
+
+def test_data_options_reach_the_loader(tmp_path, capsys):
+    assert main(["fit", "--method", "kmeans", "--dataset", "digits", "--data-option", "bogus=1",
+                 "--out", str(tmp_path / "r"), "--device", "cpu"]) == 2
+    assert "unexpected option(s) ['bogus'] for dataset 'digits'" in capsys.readouterr().err

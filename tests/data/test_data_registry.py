@@ -22,7 +22,7 @@ def test_list_and_unknown_name():
 def test_unknown_split_and_option(tmp_path):
     with pytest.raises(ValueError, match="'val'.*valid splits: train, test, all"):
         load_dataset("cifar10", root=tmp_path, split="val")
-    with pytest.raises(TypeError, match="label_level.*cifar10"):
+    with pytest.raises(ValueError, match="label_level.*cifar10"):
         load_dataset("cifar10", root=tmp_path, label_level="fine")
 
 

@@ -163,7 +163,7 @@ def test_hsd_weights_are_detached_and_teacher_gets_no_gradient():
 
 
 def test_hsd_rejects_bad_shapes_and_temperature():
-    with pytest.raises(ValueError, match="same shape|one shape"):
+    with pytest.raises(ValueError, match="one shape"):
         HardnessAwareDistillationLoss()(torch.zeros(3, 4), torch.zeros(4, 4))
     with pytest.raises(ValueError, match="temperature"):
         HardnessAwareDistillationLoss(0.0)
