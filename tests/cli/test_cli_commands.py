@@ -51,6 +51,8 @@ def test_listing_commands(capsys):
     (["fit", "--method", "kmeans", "--dataset", "digits", "--param", "features=small_cnn"], "small_cnn"),
     (["fit", "--method", "toy", "--dataset", "digits", "--set", "training.epochz=1"], "training.epochz"),
     (["evaluate", "--run", "/nonexistent"], "no trained model"),
+    (["fit", "--method", "hardreg", "--dataset", "digits", "--preset", "nope"],
+     "unknown preset 'nope' for method 'hardreg'; valid presets: cpu-fashion-mnist"),
 ])
 def test_errors_are_one_clear_line(argv, message, capsys, tmp_path):
     if argv[0] == "fit":
