@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 import deepclust
-from conftest import FULL, fashion_mnist_available
 from deepclust.augment import to_float
 from deepclust.cli import main as cli_main
 from deepclust.data import load_dataset
@@ -18,6 +17,7 @@ from deepclust.losses import ClusterContrastiveLoss, NTXentLoss
 from deepclust.losses.instance_group import seeded_batch_kmeans
 from deepclust.methods import DCHL
 from deepclust.methods.dchl import DCHLModel
+from support import FULL, fashion_mnist_available, fashion_mnist_subset
 
 needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
 
@@ -224,9 +224,7 @@ def test_cli_fit(tmp_path):
 def test_cpu_preset_learns_on_fashion_mnist(tmp_path):
     """The CPU preset as shipped: FULL, 10,000 images for 5 minutes must beat chance clearly;
     short form, 2,048 images for 2 epochs, the loss must go down and the metrics be finite."""
-    data = load_dataset("fashion-mnist")
-    n = 10_000 if FULL else 2_048
-    data = data.subset(np.sort(np.random.default_rng(0).permutation(len(data))[:n]))
+    data = fashion_mnist_subset(10_000 if FULL else 2_048)
     estimator = deepclust.make("dchl", n_clusters=10, preset="cpu-fashion-mnist", device="cpu",
                                max_epochs=None if FULL else 2, max_minutes=5.0 if FULL else None,
                                config={"training": {"log_every": 1}}, out_dir=str(tmp_path))

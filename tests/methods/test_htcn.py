@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import deepclust
-from conftest import FULL, fashion_mnist_available
+from support import FULL, fashion_mnist_available
 from deepclust.cli import main as cli_main
 from deepclust.engine import ConfigError, deep_merge, list_presets
 from deepclust.engine.model import Batch

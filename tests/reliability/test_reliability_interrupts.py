@@ -65,7 +65,7 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, script):
     checkpoint = load_checkpoint(interrupted / "checkpoints" / "last.pt", method="toy")  # complete, loadable
     assert 0 < checkpoint["global_step"] < 60  # a temporary file may be left: the next run removes it
 
-    resumed = _launch(script, interrupted, 0.0)
+    resumed = _launch(script, interrupted, 0.03)  # same configuration as the interrupted run
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
     expected = torch.load(reference / "model.pt", weights_only=False)["model"]
     actual = torch.load(interrupted / "model.pt", weights_only=False)["model"]
