@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from deepclust.augment import to_float
 from deepclust.backbones import Backbone
 from deepclust.engine.config import deep_merge
-from deepclust.engine.inference import autocast_context, iterate_images
+from deepclust.engine.inference import autocast_context, iterate_images, map_images
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
@@ -120,11 +120,12 @@ def measure_method(name: str, args: argparse.Namespace, device: torch.device) ->
     images = images.to(device)
     eval_batch = int(config["training"].get("eval_batch_size", 512))
     epochs = int(config["training"].get("epochs", 1))
+    amp = bool(config["training"].get("amp", True)) and device.type == "cuda"
     context = TrainingContext(device=device, n_samples=n_samples, steps_per_epoch=n_samples // batch_size,
                               total_steps=epochs * (n_samples // batch_size), max_epochs=epochs, seed=0,
-                              iterate_dataset=lambda: iterate_images(images, eval_batch, device))
+                              iterate_dataset=lambda: iterate_images(images, eval_batch, device),
+                              map_dataset=lambda fn: map_images(fn, images, eval_batch, device, amp))
     optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
-    amp = bool(config["training"].get("amp", True)) and device.type == "cuda"
     model.train()
     model.on_fit_start(context)
     model.on_epoch_start(0, context)

@@ -13,7 +13,9 @@ import numpy as np
 import yaml
 
 from deepclust.data import dataset_status, list_datasets, load_dataset
+from deepclust.engine import distributed
 from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
+from deepclust.engine.runtime import resolve_device
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.shift import evaluate_shifts, format_shift_table, parse_shift
 from deepclust.methods import get_method, list_methods, load_estimator
@@ -183,17 +185,26 @@ def command_fit(args) -> int:
     n_clusters = args.n_clusters or dataset.n_classes
     if not n_clusters:
         raise CommandError(f"dataset '{dataset.name}' has no labels: give --n-clusters")
-    out = Path(args.out) if args.out else Path("runs") / f"{args.method}-{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     params = _estimator_params(estimator_class, args)
-    params.update(n_clusters=n_clusters, device=args.device, seed=args.seed, out_dir=str(out),
-                  verbose=not args.quiet)
-    estimator = estimator_class(**params)
-    print(f"fitting {args.method} on {dataset.name} ({len(dataset)} images, shape {dataset.shape}), "
-          f"K={n_clusters}, run folder {out}", flush=True)
-    estimator.fit(dataset)
-    metrics = estimator.metrics_
-    _print_metrics(metrics, prefix=f"{args.method} on {dataset.name}: ")
-    print(f"{metrics['seconds']:.1f} s; wrote {out / 'metrics.json'}")
+    distributed.init_from_environment(resolve_device(args.device))  # under torchrun: join the process group
+    try:
+        out = Path(args.out) if args.out else Path("runs") / f"{args.method}-{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(distributed.broadcast_object(str(out)))  # one run folder, named by rank 0
+        params.update(n_clusters=n_clusters, device=args.device, seed=args.seed, out_dir=str(out),
+                      verbose=not args.quiet)
+        estimator = estimator_class(**params)
+        main_process = distributed.is_main_process()
+        if main_process:
+            workers = f", {distributed.world_size()} processes" if distributed.is_distributed() else ""
+            print(f"fitting {args.method} on {dataset.name} ({len(dataset)} images, shape {dataset.shape}), "
+                  f"K={n_clusters}, run folder {out}{workers}", flush=True)
+        estimator.fit(dataset)
+        if main_process:
+            metrics = estimator.metrics_
+            _print_metrics(metrics, prefix=f"{args.method} on {dataset.name}: ")
+            print(f"{metrics['seconds']:.1f} s; wrote {out / 'metrics.json'}")
+    finally:
+        distributed.shutdown()
     return 0
 
 

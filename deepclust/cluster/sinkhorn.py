@@ -6,11 +6,8 @@ mass 1, then for ``n_iters`` iterations each cluster row is scaled to mass ``w_k
 ``1/K``) and each sample column to mass ``1/B``. The result is multiplied by ``B`` so that each
 sample's row of the returned (B, K) matrix sums to 1.
 
-Distributed training (later) only needs the two *global* reductions to be wrapped: the total
-mass and the per-cluster sums over samples. They go through :func:`_sum_over_samples` (plain
-domain) and :func:`_logsumexp_over_samples` (log domain, which uses a max and a sum reduction),
-and the global batch size through :func:`_global_batch_size`; per-sample (column) operations are
-local.
+Under torch.distributed the methods gather the scores of the global batch first
+(:func:`deepclust.engine.distributed.gather`), so every process balances the same global batch.
 """
 
 from __future__ import annotations
@@ -22,33 +19,12 @@ import torch
 __all__ = ["sinkhorn_knopp"]
 
 
-# ----------------------------------------------------------------------------- reduction hooks
-def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Hook: sum over processes (identity in the single-process case)."""
-    return t
-
-
-def _all_reduce_max(t: torch.Tensor) -> torch.Tensor:
-    """Hook: max over processes (identity in the single-process case)."""
-    return t
-
-
-def _global_batch_size(b: int) -> int:
-    """Hook: total number of samples over processes."""
-    return b
-
-
-def _sum_over_samples(q: torch.Tensor) -> torch.Tensor:
-    """Per-cluster mass Σ_b Q[k, b] of a (K, B) plan, over all samples (all processes)."""
-    return _all_reduce_sum(q.sum(dim=1))
-
-
+# ----------------------------------------------------------------------------- reductions over samples
 def _logsumexp_over_samples(logq: torch.Tensor) -> torch.Tensor:
-    """log Σ_b exp(logQ[k, b]) per cluster over all samples, from a max and a sum reduction."""
-    m = _all_reduce_max(logq.amax(dim=1))
+    """log Σ_b exp(logQ[k, b]) per cluster of a (K, B) plan (a row of −inf stays −inf, not NaN)."""
+    m = logq.amax(dim=1)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    s = _all_reduce_sum(torch.exp(logq - m.unsqueeze(1)).sum(dim=1))
-    return torch.log(s) + m
+    return torch.log(torch.exp(logq - m.unsqueeze(1)).sum(dim=1)) + m
 
 
 # ----------------------------------------------------------------------------- validation
@@ -84,12 +60,11 @@ def _check(scores, epsilon, n_iters, cluster_weights):
 def _plain(s: torch.Tensor, w: torch.Tensor, epsilon: float, n_iters: int) -> torch.Tensor | None:
     """Plain-domain iterations; ``None`` if underflow made the result non-finite."""
     z = s / epsilon
-    m = _all_reduce_max(z.max())
-    q = torch.exp(z - m).T  # (K, B)
-    b = _global_batch_size(q.shape[1])
-    q /= _all_reduce_sum(q.sum())  # total mass 1
+    q = torch.exp(z - z.max()).T  # (K, B)
+    b = q.shape[1]
+    q /= q.sum()  # total mass 1
     for _ in range(n_iters):
-        q *= (w / _sum_over_samples(q)).unsqueeze(1)  # cluster k gets mass w_k
+        q *= (w / q.sum(dim=1)).unsqueeze(1)  # cluster k gets mass w_k
         q /= q.sum(dim=0, keepdim=True) * b  # each sample gets mass 1/B
     q *= b
     # A cluster row or sample column that underflowed to 0 gives 0/0 or x/0 above.
@@ -100,9 +75,9 @@ def _plain(s: torch.Tensor, w: torch.Tensor, epsilon: float, n_iters: int) -> to
 
 def _log(s: torch.Tensor, w: torch.Tensor, epsilon: float, n_iters: int) -> torch.Tensor:
     logq = (s / epsilon).T  # (K, B)
-    b = _global_batch_size(logq.shape[1])
-    m = _all_reduce_max(logq.max())
-    logq = logq - (torch.log(_all_reduce_sum(torch.exp(logq - m).sum())) + m)  # total mass 1
+    b = logq.shape[1]
+    m = logq.max()
+    logq = logq - (torch.log(torch.exp(logq - m).sum()) + m)  # total mass 1
     logw = torch.log(w)
     log_b = math.log(b)
     for _ in range(n_iters):

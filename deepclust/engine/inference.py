@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepclust.augment import to_float
+from deepclust.engine.distributed import broadcast_, gather, is_distributed, shard_range, world_size
 from deepclust.engine.model import ClusteringModel
 
 
@@ -34,12 +35,20 @@ def iterate_images(images: torch.Tensor, batch_size: int, device: torch.device
 @torch.no_grad()
 def map_images(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
                device: torch.device, amp: bool = False) -> torch.Tensor:
-    """Apply ``fn`` batch by batch and concatenate the float32 results on the CPU."""
+    """Apply ``fn`` batch by batch and concatenate the float32 results on the CPU.
+
+    Under ``torch.distributed`` each process maps its contiguous share of ``images`` and every
+    process receives the whole result.
+    """
+    shared = is_distributed() and images.shape[0] >= world_size()
+    start, stop = shard_range(images.shape[0]) if shared else (0, images.shape[0])
     outputs = []
     with autocast_context(device, amp):
-        for batch, _ in iterate_images(images, batch_size, device):
+        for batch, _ in iterate_images(images[start:stop], batch_size, device):
             outputs.append(fn(batch).float().cpu())
-    return torch.cat(outputs)
+    if not shared:
+        return torch.cat(outputs)
+    return gather(torch.cat(outputs).to(device)).cpu()
 
 
 @torch.no_grad()
@@ -51,7 +60,11 @@ def predict_labels(model: ClusteringModel, images: torch.Tensor, batch_size: int
     try:
         if model.label_source == "kmeans" and refit:
             embeddings = map_images(model.embed, images, batch_size, device, amp)
-            labels = model.fit_inference(embeddings.to(device), seed=seed).cpu()
+            labels = model.fit_inference(embeddings.to(device), seed=seed)
+            if is_distributed():  # every process clusters the same embeddings; rank 0's result is kept
+                broadcast_(labels)
+                broadcast_(model.centroids)
+            labels = labels.cpu()
         else:
             labels = map_images(model.predict_labels, images, batch_size, device, amp).long()
     finally:

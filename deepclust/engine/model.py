@@ -20,17 +20,29 @@ from deepclust.cluster import assign, kmeans
 
 @dataclass
 class Batch:
-    """One training batch: un-augmented images as floats in [0, 1] on the device, and their indices."""
+    """One training batch: un-augmented images as floats in [0, 1] on the device, and their indices.
+
+    Under ``torch.distributed`` these are this process's share of the global batch; a method
+    gathers what its loss needs with :func:`deepclust.engine.distributed.gather`. ``generator``
+    is seeded by the step and identical on every process: draw from it the randomness that all
+    processes must share (None outside the trainer: torch's global random stream).
+    """
 
     images: torch.Tensor
     indices: torch.Tensor
     epoch: int
     step: int
+    generator: torch.Generator | None = None
 
 
 @dataclass
 class TrainingContext:
-    """What the engine offers a model's hooks: progress and a way to walk the whole dataset."""
+    """What the engine offers a model's hooks: progress and ways to walk the whole dataset.
+
+    ``iterate_dataset()`` yields (images, indices) batches in order on this process;
+    ``map_dataset(fn)`` returns ``fn`` of every image in order (float32, on the device), computed
+    in shares by all processes under ``torch.distributed`` and gathered on each.
+    """
 
     device: torch.device
     n_samples: int
@@ -38,6 +50,7 @@ class TrainingContext:
     total_steps: int
     max_epochs: int
     iterate_dataset: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    map_dataset: Callable[[Callable[[torch.Tensor], torch.Tensor]], torch.Tensor] | None = None
     seed: int = 0
 
 

@@ -19,15 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from deepclust._version import __version__
 from deepclust.augment import to_float
+from deepclust.engine import distributed
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, remove_stale_temporaries, save_atomic
-from deepclust.engine.inference import autocast_context, iterate_images, predict_labels
+from deepclust.engine.inference import autocast_context, iterate_images, map_images, predict_labels
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.engine.optim import build_optimizer, build_scheduler
-from deepclust.engine.runtime import capture_rng_state, restore_rng_state
+from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
 from deepclust.evaluation import evaluate_clustering
 
 #: Datasets up to this size are moved to the GPU once instead of batch by batch.
@@ -70,6 +72,17 @@ class _StopRequest:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
+
+
+class _TrainingStep(torch.nn.Module):
+    """The module DistributedDataParallel wraps: its forward is the model's training step."""
+
+    def __init__(self, model: ClusteringModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.model.training_step(batch)
 
 
 class RunLog:
@@ -118,6 +131,12 @@ class Trainer:
 
     ``meta`` is stored in every checkpoint unchanged (the estimator puts the method name, the
     number of clusters and the input shape there).
+
+    Under ``torch.distributed`` (see :mod:`deepclust.engine.distributed`) every process holds the
+    images, ``training.batch_size`` is the global batch and each process trains on its share;
+    BatchNorm becomes :class:`~deepclust.engine.distributed.GlobalBatchNorm`, the step runs in
+    DistributedDataParallel, stops and checkpoints are agreed by all processes, and only rank 0
+    writes the checkpoint (with every process's random state) and the log.
     """
 
     def __init__(self, model: ClusteringModel, images: torch.Tensor, config: dict, *, device: torch.device,
@@ -136,7 +155,9 @@ class Trainer:
         self.verbose = verbose
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt" if self.out_dir else None
-        self.log = RunLog(self.out_dir / "log.jsonl" if self.out_dir else None)
+        self.distributed = distributed.is_distributed()
+        self.writes = distributed.is_main_process()
+        self.log = RunLog(self.out_dir / "log.jsonl" if self.out_dir and self.writes else None)
         self.amp = bool(self.training.get("amp", True)) and device.type == "cuda"
 
         self.batch_size = int(self.training["batch_size"])
@@ -145,6 +166,9 @@ class Trainer:
         n = images.shape[0]
         if self.batch_size < 1 or self.max_epochs < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size} and {self.max_epochs}")
+        if self.batch_size < distributed.world_size():
+            raise ValueError(f"batch_size {self.batch_size} is the global batch and must be at least the number "
+                             f"of processes ({distributed.world_size()})")
         if self.drop_last and n < self.batch_size:
             raise ValueError(f"batch_size {self.batch_size} is larger than the dataset ({n} images) and "
                              f"drop_last is on, so no step would run; lower batch_size")
@@ -155,16 +179,23 @@ class Trainer:
         self.images = images
 
         model.to(device)
+        self.step_module = model.training_step
+        if self.distributed:
+            distributed.convert_batch_norm(model)
+            self.step_module = DistributedDataParallel(
+                _TrainingStep(model), device_ids=[device.index] if device.type == "cuda" else None,
+                forward_sync_buffers=False)  # buffers stay equal by construction; re-sending memory banks is costly
         self.optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
         self.scheduler = build_scheduler(self.optimizer, config.get("schedule", {}),
                                          self.steps_per_epoch, self.total_steps)
         self.eval_batch_size = int(self.training.get("eval_batch_size", 512))
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.writes:
             check_free_space(self.out_dir, model)
         self.context = TrainingContext(
             device=device, n_samples=n, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
             max_epochs=self.max_epochs, seed=self.seed,
             iterate_dataset=lambda: iterate_images(self.images, self.eval_batch_size, device),
+            map_dataset=lambda fn: map_images(fn, self.images, self.eval_batch_size, device, self.amp),
         )
         self.epoch = 0
         self.step_in_epoch = 0
@@ -174,19 +205,23 @@ class Trainer:
         self.history: list[dict] = []
 
     # --- checkpoints ------------------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self, rng_states: list[dict]) -> dict:
+        """The checkpoint; ``rng_states`` holds every process's random state in rank order."""
         return {
             "format": CHECKPOINT_FORMAT, "version": __version__, **self.meta, "config": self.config,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "train_seconds": self.train_seconds, "images_seen": self.images_seen,
-            "history": self.history, "rng": capture_rng_state(),
+            "history": self.history, "rng": rng_states[0], "rng_per_rank": rng_states,
         }
 
     def save_checkpoint(self) -> None:
+        """Write the checkpoint atomically (rank 0); every process must call it (random states are gathered)."""
         if self.checkpoint_path is not None:
-            save_atomic(self.state(), self.checkpoint_path)
+            rng_states = distributed.gather_objects(capture_rng_state())
+            if self.writes:
+                save_atomic(self.state(rng_states), self.checkpoint_path)
 
     def restore(self, state: dict) -> None:
         for key in ("n_clusters", "input_shape"):
@@ -205,7 +240,20 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.train_seconds = state["global_step"], state["train_seconds"]
         self.images_seen, self.history = state["images_seen"], state["history"]
-        restore_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or [state["rng"]]
+        if distributed.rank() < len(per_rank):
+            restore_rng_state(per_rank[distributed.rank()])
+        else:  # more processes than when the checkpoint was written
+            self._seed_this_process()
+
+    def _seed_this_process(self) -> None:
+        """Under torch.distributed: give each process its own random stream (augmentations differ)."""
+        if self.distributed:
+            seed_everything(_derived_seed(self.seed, "process", distributed.rank()))
+
+    def _step_generator(self) -> torch.Generator:
+        """The generator of this step's shared randomness: the same on every process, seeded by the step."""
+        return torch.Generator(device=self.device).manual_seed(_derived_seed(self.seed, "step", self.global_step))
 
     # --- evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -222,7 +270,8 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.images.shape[0], generator=generator)
         batches = list(order.split(self.batch_size))
-        if self.drop_last and batches and batches[-1].numel() < self.batch_size:
+        smallest = self.batch_size if self.drop_last else distributed.world_size()
+        if batches and batches[-1].numel() < smallest:  # under torch.distributed every process needs a share
             batches.pop()
         return batches
 
@@ -244,7 +293,7 @@ class Trainer:
 
     def _train_step(self, batch: Batch) -> dict[str, float]:
         with autocast_context(self.device, self.amp):
-            outputs = self.model.training_step(batch)
+            outputs = self.step_module(batch)
         loss = outputs["loss"]
         if not torch.isfinite(loss):
             bad = [name for name, value in outputs.items() if not torch.isfinite(value).all()]
@@ -262,16 +311,19 @@ class Trainer:
         return {name: float(value.detach()) for name, value in outputs.items()}
 
     def fit(self) -> FitResult:
-        resumed = False
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and self.writes:
             for path in remove_stale_temporaries(self.checkpoint_path.parent):
                 self.log.write("removed_stale_temporary", path=str(path))
-        if self.resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
-            self.restore(load_checkpoint(self.checkpoint_path, method=self.meta.get("method")))
-            resumed = True
+        state = None
+        if self.resume and self.checkpoint_path is not None and self.writes and self.checkpoint_path.is_file():
+            state = load_checkpoint(self.checkpoint_path, method=self.meta.get("method"))
+        state = distributed.broadcast_object(state)  # rank 0 reads; no shared file system needed
+        if state is not None:
+            self.restore(state)
             self.log.write("resume", epoch=self.epoch, step=self.global_step)
-        if not resumed:
+        else:
             self.model.on_fit_start(self.context)
+            self._seed_this_process()
         self.log.write("start", epochs=self.max_epochs, steps_per_epoch=self.steps_per_epoch,
                        batch_size=self.batch_size, device=str(self.device), amp=self.amp)
         eval_every = int(self.training.get("eval_every", 0) or 0)
@@ -286,13 +338,14 @@ class Trainer:
                 if self.step_in_epoch == 0:
                     self.model.on_epoch_start(self.epoch, self.context)
                 batches = self._epoch_batches(self.epoch)
-                progress = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not self.verbose,
+                progress = tqdm(total=len(batches), initial=self.step_in_epoch,
+                                disable=not (self.verbose and self.writes),
                                 desc=f"epoch {self.epoch + 1}/{self.max_epochs}", leave=False)
                 for indices in batches[self.step_in_epoch:]:
                     started = time.perf_counter()
-                    images = self._fetch(indices)
-                    batch = Batch(images=images, indices=indices.to(self.device), epoch=self.epoch,
-                                  step=self.global_step)
+                    share = distributed.shard(indices)
+                    batch = Batch(images=self._fetch(share), indices=share.to(self.device), epoch=self.epoch,
+                                  step=self.global_step, generator=self._step_generator())
                     values = self._train_step(batch)
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
@@ -308,13 +361,17 @@ class Trainer:
                         self.log.write("step", epoch=self.epoch, step=self.global_step,
                                        lr=self.optimizer.param_groups[0]["lr"],
                                        images_per_second=round(throughput, 1), **values)
-                    if stop.reason is not None:
-                        stop_reason = f"stopped by {stop.reason}"
-                    elif budget_seconds is not None and self.train_seconds >= budget_seconds:
+                    signalled, over_budget, checkpoint_due = self._agree(
+                        stop.reason is not None,
+                        budget_seconds is not None and self.train_seconds >= budget_seconds,
+                        time.perf_counter() - last_checkpoint >= checkpoint_seconds)
+                    if signalled:
+                        stop_reason = f"stopped by {stop.reason or 'a signal to another process'}"
+                    elif over_budget:
                         stop_reason = f"time budget of {self.max_minutes} min reached"
                     if stop_reason != "completed":
                         break
-                    if time.perf_counter() - last_checkpoint >= checkpoint_seconds:
+                    if checkpoint_due:
                         self.save_checkpoint()
                         last_checkpoint = time.perf_counter()
                 progress.close()
@@ -323,7 +380,7 @@ class Trainer:
                     self.step_in_epoch = 0
                     if eval_every and self.epoch % eval_every == 0 and self.epoch < self.max_epochs:
                         record = self.evaluate()
-                        if self.verbose:
+                        if self.verbose and self.writes:
                             tqdm.write(_format_metrics(f"epoch {self.epoch}", record))
                     self.save_checkpoint()
                     last_checkpoint = time.perf_counter()
@@ -334,6 +391,20 @@ class Trainer:
                          train_seconds=self.train_seconds,
                          images_per_second=self.images_seen / max(self.train_seconds, 1e-9),
                          stop_reason=stop_reason, history=self.history)
+
+
+    def _agree(self, *conditions: bool) -> list[bool]:
+        """Each condition, true on every process when it holds on any (stops and checkpoints stay in step)."""
+        if not self.distributed:
+            return list(conditions)
+        flags = torch.tensor([float(c) for c in conditions], device=self.device)
+        return [bool(flag) for flag in distributed.all_reduce_max_(flags)]
+
+
+def _derived_seed(seed: int, purpose: str, number: int) -> int:
+    """A well-mixed seed from the run's seed, a purpose and a number (the same in every process)."""
+    purposes = {"process": 1, "step": 2}
+    return int(np.random.SeedSequence([seed % 2**64, purposes[purpose], number]).generate_state(1)[0])
 
 
 def _format_metrics(prefix: str, metrics: dict) -> str:

@@ -6,16 +6,17 @@ import torch
 from deepclust.losses.cosine_regression import cosine_regression
 
 
-def diffuse(latent: torch.Tensor, std: float) -> torch.Tensor:
+def diffuse(latent: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """The diffused sample q̃ = q + ε, ε ~ N(0, σ² I) (HaDis, Zhang & Huang, arXiv 2401.14038, DSA).
 
     ``std`` = σ (``latent_std``, 0.001 in the paper's configurations); σ = 0 returns ``latent`` itself.
+    ε is drawn from ``generator`` (torch's global stream when None).
     """
     if std < 0:
         raise ValueError(f"latent_std must be >= 0, got {std}")
     if std == 0:
         return latent
-    return latent + std * torch.randn_like(latent)
+    return latent + std * torch.randn(latent.shape, generator=generator, device=latent.device, dtype=latent.dtype)
 
 
 def diffused_alignment_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -83,16 +83,17 @@ class NCEMemoryBank(nn.Module):
                              f"{tuple(embeddings.shape)} and {tuple(indices.shape)}")
 
     def probabilities(self, embeddings: torch.Tensor, indices: torch.Tensor,
-                      noise_indices: torch.Tensor | None = None) -> torch.Tensor:
+                      noise_indices: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, 1 + k) P(j) of each sample's own row (column 0) and its noise rows.
 
         ``noise_indices`` (B, k) fixes the noise rows (tests); by default they are drawn uniformly
-        with torch's RNG on the bank's device.
+        on the bank's device from ``generator`` (torch's global stream when None).
         """
         self._check(embeddings, indices)
         if noise_indices is None:
             noise_indices = torch.randint(0, self.n_samples, (embeddings.shape[0], self.n_noise),
-                                          device=self.memory.device)
+                                          device=self.memory.device, generator=generator)
         rows = torch.cat([indices.view(-1, 1).to(noise_indices.device), noise_indices], dim=1)
         bank = self.memory[rows]                                              # (B, 1 + k, D)
         scores = torch.exp(torch.einsum("bkd,bd->bk", bank, embeddings.to(bank.dtype)) / self.temperature)
@@ -101,8 +102,9 @@ class NCEMemoryBank(nn.Module):
         return scores / self.normaliser
 
     def forward(self, embeddings: torch.Tensor, indices: torch.Tensor,
-                noise_indices: torch.Tensor | None = None) -> torch.Tensor:
-        return nce_loss(self.probabilities(embeddings, indices, noise_indices), self.n_samples, self.eps)
+                noise_indices: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        return nce_loss(self.probabilities(embeddings, indices, noise_indices, generator), self.n_samples, self.eps)
 
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:

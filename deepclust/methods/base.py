@@ -15,6 +15,7 @@ from sklearn.utils.metaestimators import available_if
 from deepclust._version import __version__
 from deepclust.data import ImageDataset, from_arrays, load_dataset
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
+from deepclust.engine import distributed
 from deepclust.engine.config import deep_merge, dump_config, list_presets, preset_config, read_config_file
 from deepclust.engine.inference import map_images, predict_labels
 from deepclust.engine.model import ClusteringModel
@@ -146,16 +147,22 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, X, y=None):
-        """Train on ``X`` (dataset name, ImageDataset or arrays); ``y`` is used only for evaluation."""
+        """Train on ``X`` (dataset name, ImageDataset or arrays); ``y`` is used only for evaluation.
+
+        Launched by ``torchrun``, every process calls ``fit`` on the same data: training is
+        distributed (see :mod:`deepclust.engine.distributed`), each process ends with the same
+        model and labels, and only rank 0 writes to ``out_dir``.
+        """
         started = time.perf_counter()
         dataset = to_dataset(X, y, self.data_root)
         n_clusters = check_n_clusters(self.n_clusters, len(dataset))
         config = self.resolved_config()
-        device = resolve_device(self.device)
-        out_dir = prepare_out_dir(self.out_dir)
+        device = distributed.init_from_environment(resolve_device(self.device))
+        writes = distributed.is_main_process()
+        out_dir = prepare_out_dir(self.out_dir) if writes else (Path(self.out_dir) if self.out_dir else None)
         seed_everything(self.seed)
         model = self._build_model(config, n_clusters, dataset.shape, dataset.mean, dataset.std)
-        if out_dir is not None:
+        if out_dir is not None and writes:
             dump_config({"method": self.method_name, "n_clusters": n_clusters, "seed": self.seed,
                          "dataset": dataset.name, **config}, out_dir / "config.yaml")
         images = torch.from_numpy(dataset.images)
@@ -183,7 +190,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             "images_per_second": round(result.images_per_second, 1),
             "stop_reason": result.stop_reason, "device": str(device),
         }
-        if out_dir is not None:
+        if out_dir is not None and writes:
             self.save(out_dir / "model.pt")
             write_metrics(out_dir, self.metrics_)
         return self

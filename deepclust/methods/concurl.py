@@ -12,7 +12,10 @@ Three consistencies are trained together on two augmented views x1, x2 of a batc
 - consensus (weight γ): the scores under T fixed Gaussian random projections of u and W must
   predict the same targets (:class:`~deepclust.losses.consensus.ConsensusLoss`).
 
-The prototype rows are L2-normalised in place before every step. Labels: k-means (K clusters)
+The prototype rows are L2-normalised in place before every step. Under torch.distributed the
+head outputs and indices of the batch are gathered: Sinkhorn balances, and the NCE scores and
+memory-bank updates use, the global batch (every process updates its bank identically), and
+the noise rows come from the step's shared generator. Labels: k-means (K clusters)
 on one embedding of the clean images, chosen by ``inference.embedding`` — ``codes`` (s, the
 default: the space the population and consensus losses shape; in the Fashion-MNIST tuning runs
 k-means on s reached ACC 0.63 against 0.61 on u and 0.52 on h), ``projection`` (normalise(u)),
@@ -28,6 +31,7 @@ from torch import nn
 from deepclust.augment.core import autocast_off
 from deepclust.cluster import sinkhorn_knopp
 from deepclust.cluster.random_projection import RandomProjections
+from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.heads import mlp
 from deepclust.losses.consensus import ConsensusLoss
@@ -105,18 +109,20 @@ class ConCURLModel(ClusteringModel):
         # the views go through the backbone (and its BatchNorm) separately, as in the reference
         features1 = self.backbone(self.augment(batch.images))
         features2 = self.backbone(self.augment2(batch.images))
-        heads = self.projector(features1), self.projector(features2), self.nce_head(features1)
+        heads = [gather(head) for head in (self.projector(features1), self.projector(features2),
+                                           self.nce_head(features1))]
+        indices = gather(batch.indices)
         with autocast_off(batch.images.device):  # scores, targets and losses in float32
             u1, u2 = (F.normalize(h.float(), dim=1) for h in heads[:2])
             s1, s2 = self.prototypes(u1), self.prototypes(u2)
             q1 = sinkhorn_knopp(s1.detach(), self.sinkhorn_epsilon, self.sinkhorn_iterations)
             q2 = sinkhorn_knopp(s2.detach(), self.sinkhorn_epsilon, self.sinkhorn_iterations)
             e1 = F.normalize(heads[2].float(), dim=1)  # NCE uses view 1 only
-            exemplar = self.memory_bank(e1, batch.indices)
+            exemplar = self.memory_bank(e1, indices, generator=batch.generator)
             population = self.population_loss(s1, s2, q1, q2)
             consensus = self.consensus_loss(u1, u2, self.prototypes.weight, self.projections, q1, q2)
             loss = self.beta * exemplar + self.alpha * population + self.gamma * consensus
-        self._pending_update = (e1.detach(), batch.indices)
+        self._pending_update = (e1.detach(), indices)
         return {"loss": loss, "nce": exemplar.detach(), "population": population.detach(),
                 "consensus": consensus.detach()}
 

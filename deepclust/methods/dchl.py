@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel
 from deepclust.heads import cluster_head, mlp
 from deepclust.losses import ClusterContrastiveLoss, NTXentLoss
@@ -26,6 +27,9 @@ class DCHLModel(ClusteringModel):
     seeded by the first M rows; see :func:`~deepclust.losses.instance_group.seeded_batch_kmeans`,
     which also documents M > B). Labels are the argmax of c on un-augmented images; ``embed``
     returns the backbone feature h.
+
+    Under torch.distributed z, c and g of both views are gathered: the instance negatives, the
+    cluster columns and marginals, and the in-batch k-means groups are those of the global batch.
     """
 
     label_source = "head"
@@ -62,8 +66,8 @@ class DCHLModel(ClusteringModel):
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         # one forward pass per view, so batch-norm statistics are per view as in the reference
-        z1, c1, g1 = self.heads(self.augment(batch.images))
-        z2, c2, g2 = self.heads(self.augment(batch.images))
+        z1, c1, g1 = map(gather, self.heads(self.augment(batch.images)))
+        z2, c2, g2 = map(gather, self.heads(self.augment(batch.images)))
         groups_1 = seeded_batch_kmeans(g1, self.n_groups, self.kmeans_iterations)
         groups_2 = seeded_batch_kmeans(g2, self.n_groups, self.kmeans_iterations)
         terms = {

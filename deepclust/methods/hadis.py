@@ -7,6 +7,7 @@ from torch import nn
 
 from deepclust.cluster import kmeans
 from deepclust.engine import Batch, ClusteringModel, TrainingContext, cosine_momentum, ema_update, make_target
+from deepclust.engine.distributed import broadcast_, gather
 from deepclust.heads import mlp
 from deepclust.losses.diffused_alignment import diffuse, diffused_alignment_loss
 from deepclust.losses.hardness_distillation import HardnessAwareDistillationLoss
@@ -33,6 +34,11 @@ class HaDisModel(ClusteringModel):
     p = q(q + ε) with ε ~ N(0, σ²) (σ = 0 in warm-up);
     L = L_DSA(p, k) + L_HSD(k, p) + λ · L_proto(q, k, y) (λ = 0 in warm-up), y the pseudo-labels that
     k-means on the target embeddings of the whole dataset gives at the start of every epoch.
+
+    Under torch.distributed the online projections, target embeddings and pseudo-labels of the
+    batch are gathered (hardest negatives and prototypes come from the global batch), ε comes from
+    the step's shared generator, every process embeds a share of the dataset for the k-means and
+    rank 0's pseudo-labels are kept.
     """
 
     label_source = "kmeans"
@@ -70,15 +76,15 @@ class HaDisModel(ClusteringModel):
             raise RuntimeError("HaDis has no pseudo-labels yet: on_epoch_start must run before training_step")
         warm_up = batch.epoch < int(self.options["warmup_epochs"])
         latent_std = 0.0 if warm_up else float(self.options["latent_std"])
-        labels = self.pseudo_labels[batch.indices]
+        labels = self.pseudo_labels[gather(batch.indices)]
         views = [self.views[0](batch.images), self.views[-1](batch.images)]
-        online = [self.projector(self.backbone(view)) for view in views]
+        online = [gather(self.projector(self.backbone(view))) for view in views]
         with torch.no_grad():
-            targets = [self._target_embedding(view) for view in views]
+            targets = [gather(self._target_embedding(view)) for view in views]
         directions = [(0, 1), (1, 0)] if self.options["symmetric"] else [(0, 1)]
         align = hsd = proto = 0.0
         for a, b in directions:
-            prediction = self.predictor(diffuse(online[a], latent_std))
+            prediction = self.predictor(diffuse(online[a], latent_std, batch.generator))
             align = align + diffused_alignment_loss(prediction, targets[b])
             hsd = hsd + self.hsd(targets[b], prediction)
             proto = proto + self.prototype_contrast(online[a], targets[b], labels)
@@ -96,13 +102,13 @@ class HaDisModel(ClusteringModel):
         was_training = self.training
         self.eval()
         try:
-            embeddings = torch.cat([self.embed(images) for images, _ in context.iterate_dataset()])
+            embeddings = context.map_dataset(self.embed).to(context.device)
         finally:
             self.train(was_training)
-        result = kmeans(embeddings.float(), self.n_clusters, n_init=int(self.options["kmeans_restarts"]),
+        result = kmeans(embeddings, self.n_clusters, n_init=int(self.options["kmeans_restarts"]),
                         max_iter=int(self.options["kmeans_max_iter"]), tol=float(self.options["kmeans_tol"]),
                         metric="cosine", seed=int(self.options["kmeans_seed"]))
-        self.pseudo_labels = result.labels.to(self.pseudo_labels.device)
+        self.pseudo_labels = broadcast_(result.labels.to(self.pseudo_labels.device))
 
     def on_after_step(self, global_step: int, context: TrainingContext) -> None:
         momentum = float(self.options["momentum_base"])

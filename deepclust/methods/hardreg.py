@@ -25,6 +25,7 @@ from torch import nn
 from deepclust.augment import Normalize, to_float
 from deepclust.data.imbalance import imbalance_prior
 from deepclust.engine.config import ConfigError, deep_merge
+from deepclust.engine.distributed import gather, is_main_process
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
@@ -135,7 +136,7 @@ class HardRegModel(ClusteringModel):
         return kmeans_objective(z, self.means)
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        z = self.embed(batch.images)
+        z = gather(self.embed(batch.images))  # the assignment is regularised over the global batch
         costs = gaussian_cost(z, self.means, self.sigma)
         counts = self.counts if self.keep_scores else torch.zeros_like(self.counts)
         labels, loss = self._assign(z, costs, counts)
@@ -200,7 +201,7 @@ class HardReg(DeepClusterer):
         super().fit(X, y)
         if self.model_.prior is not None:  # KL* against the prior the method was given
             self.metrics_["kl_star"] = kl_to_prior(self.labels_, self.model_.n_clusters, self.model_.prior)
-            if self.out_dir is not None:
+            if self.out_dir is not None and is_main_process():
                 write_metrics(Path(self.out_dir), self.metrics_)
         return self
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from deepclust.engine import ClusteringModel, cosine_momentum, ema_update, make_target
 from deepclust.engine.config import ConfigError
+from deepclust.engine.distributed import gather
 from deepclust.heads import cluster_head, mlp
 from deepclust.losses.htcn_cluster_consistency import HubClusterConsistencyLoss
 from deepclust.losses.htcn_hub_prediction import hub_prediction_loss
@@ -48,6 +49,10 @@ class HTCNModel(ClusteringModel):
     the target's BatchNorm keeps its own running statistics and, like the reference, runs in train
     mode during training). β is ``momentum`` throughout, or, with ``momentum_schedule: cosine``,
     rises from ``momentum`` to 1 along BYOL's half cosine.
+
+    Under torch.distributed the predictions, projections and cluster assignments of every view
+    (online and target) are gathered, so both losses and the cluster marginals of the entropy
+    term are those of the global batch.
 
     Inference reads the *target* network on the un-augmented image: labels are the argmax of the
     target's cluster head, and ``embed`` (``transform``) is the target's projection t (the
@@ -93,9 +98,10 @@ class HTCNModel(ClusteringModel):
     def training_step(self, batch):
         views = [self.augment(batch.images) for _ in range(3)]
         projections, assignments = zip(*(self.online(view) for view in views))
-        predictions = [self.predictor(projection) for projection in projections]
+        predictions = [gather(self.predictor(projection)) for projection in projections]
+        assignments = [gather(assignment) for assignment in assignments]
         with torch.no_grad():
-            target_projections, target_assignments = zip(*(self.target(view) for view in views))
+            target_projections, target_assignments = zip(*(map(gather, self.target(view)) for view in views))
         instance = hub_prediction_loss(predictions, target_projections)
         cluster = self.cluster_loss(assignments, target_assignments)
         loss = self.instance_weight * instance + self.cluster_weight * cluster

@@ -214,11 +214,11 @@ def test_resume_continues_bit_identically(tmp_path):
         assert torch.equal(value, resumed.model_.state_dict()[name]), name
 
 
-@pytest.mark.xfail(strict=False, reason="seen failing intermittently in full-suite runs on 2026-11-23; under investigation (see the closing note)")
 @needs_fashion_mnist
 def test_loss_decreases_on_a_real_batch():
     data = fashion_mnist_subset(128)
     batch = torch.from_numpy(data.images).float() / 255
+    torch.manual_seed(0)  # the initial weights must not depend on the tests that ran before
     model = ConCURLModel(tiny_config(), 10, (1, 28, 28), mean=data.mean, std=data.std)
     model.on_fit_start(context(128))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -232,7 +232,8 @@ def test_loss_decreases_on_a_real_batch():
         model.on_after_step(step, context(128))
         losses.append({k: v.item() for k, v in out.items()})
     assert losses[-1]["loss"] < losses[0]["loss"] - 0.1
-    assert losses[-1]["nce"] < losses[0]["nce"]
+    # the NCE value on one repeated batch is not monotone (the bank moves, Z is fixed after step 1)
+    assert losses[-1]["consensus"] < losses[0]["consensus"] and losses[-1]["population"] < losses[0]["population"]
 
 
 @needs_fashion_mnist

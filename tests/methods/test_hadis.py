@@ -13,7 +13,7 @@ import deepclust.methods.hadis as hadis_module
 from deepclust.cli import main
 from deepclust.cluster import kmeans
 from deepclust.engine import Batch, Trainer, TrainingContext, deep_merge, preset_config
-from deepclust.engine.inference import iterate_images
+from deepclust.engine.inference import iterate_images, map_images
 from deepclust.engine.optim import build_optimizer
 from deepclust.methods import HaDis
 from deepclust.methods.hadis import HaDisModel
@@ -46,7 +46,8 @@ def random_images(n=64, seed=0):
 def context_for(images, total_steps=10, batch_size=32):
     return TrainingContext(device=torch.device("cpu"), n_samples=len(images), steps_per_epoch=1,
                            total_steps=total_steps, max_epochs=2,
-                           iterate_dataset=lambda: iterate_images(images, batch_size, torch.device("cpu")))
+                           iterate_dataset=lambda: iterate_images(images, batch_size, torch.device("cpu")),
+                           map_dataset=lambda fn: map_images(fn, images, batch_size, torch.device("cpu")))
 
 
 def test_networks_shapes_and_predictor_init():
