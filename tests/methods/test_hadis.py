@@ -168,7 +168,8 @@ class Flip(nn.Module):
 def test_step_is_the_symmetrised_sum_of_the_three_terms(monkeypatch, epoch):
     stds = []
     real_diffuse = hadis_module.diffuse
-    monkeypatch.setattr(hadis_module, "diffuse", lambda q, std: stds.append(std) or real_diffuse(q, 0.0))
+    monkeypatch.setattr(hadis_module, "diffuse",
+                        lambda q, std, generator: stds.append(std) or real_diffuse(q, 0.0, generator))
     images = random_images(32)
     model = tiny_model()
     model.on_epoch_start(0, context_for(images))
