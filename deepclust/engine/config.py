@@ -22,6 +22,8 @@ PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 #: Sections whose keys are free-form (their contents are passed on as keyword arguments).
 OPEN_SECTIONS = frozenset({"backbone", "augmentation"})
+#: Keys of an open section that are not options of the named network or pipeline.
+SECTION_SETTINGS = {"backbone": (), "augmentation": ("image_size", "normalize")}
 
 
 class ConfigError(ValueError):
@@ -32,7 +34,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
     """Return ``base`` updated recursively by ``override``.
 
     With ``strict`` (the default) a key of ``override`` missing from ``base`` raises :class:`ConfigError`
-    (except inside the free-form sections ``backbone`` and ``augmentation``).
+    (except inside the free-form sections ``backbone`` and ``augmentation``). An override that
+    names another backbone or augmentation pipeline starts that section afresh: the options of
+    the old one are dropped (they may not exist for the new one); the augmentation's
+    ``image_size`` and ``normalize`` are kept.
     """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
@@ -40,6 +45,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
         if strict and key not in merged and path.split(".")[0] not in OPEN_SECTIONS:
             valid = ", ".join(sorted(map(str, merged))) or "(none)"
             raise ConfigError(f"unknown configuration key '{where}'; valid keys here: {valid}")
+        old = merged.get(key)
+        if (not path and key in OPEN_SECTIONS and isinstance(value, Mapping) and isinstance(old, Mapping)
+                and "name" in value and value["name"] != old.get("name")):
+            merged[key] = {name: old[name] for name in SECTION_SETTINGS[key] if name in old}
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value, strict=strict, path=where)
         else:

@@ -20,6 +20,24 @@ def test_open_sections_accept_new_keys():
     assert deep_merge(BASE, {"backbone": {"width": 2}})["backbone"] == {"name": "small_cnn", "width": 2}
 
 
+def test_naming_another_pipeline_or_backbone_drops_the_old_ones_options():
+    base = {"augmentation": {"name": "simclr", "image_size": 28, "normalize": True, "strength": 0.5},
+            "backbone": {"name": "small_cnn", "width": 0.5}}
+    merged = deep_merge(base, {"augmentation": {"name": "none"}, "backbone": {"name": "mlp", "hidden": 64}})
+    assert merged["augmentation"] == {"name": "none", "image_size": 28, "normalize": True}
+    assert merged["backbone"] == {"name": "mlp", "hidden": 64}
+    same = deep_merge(base, {"augmentation": {"name": "simclr", "strength": 1.0}})
+    assert same["augmentation"]["strength"] == 1.0 and same["augmentation"]["normalize"] is True
+
+
+def test_cli_can_switch_the_augmentation_pipeline_of_a_preset():
+    from deepclust.methods import get_method
+
+    config = deep_merge(get_method("dchl").preset_config("cpu-fashion-mnist"), parse_assignment("augmentation.name=none"))
+    model = get_method("dchl").model_class(config, 3, (1, 28, 28))
+    assert model.augment.name == "none"
+
+
 def test_assignment_parsing():
     assert parse_assignment("training.epochs=5") == {"training": {"epochs": 5}}
     assert parse_assignment("augmentation.crop_scale=[0.2, 1.0]") == {"augmentation": {"crop_scale": [0.2, 1.0]}}
