@@ -18,7 +18,7 @@ from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.engine.runtime import resolve_device
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.shift import evaluate_shifts, format_shift_table, parse_shift
-from deepclust.methods import get_method, list_methods, load_estimator
+from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator
 
 
 class CommandError(Exception):
@@ -330,9 +330,21 @@ COMMANDS = {"fit": command_fit, "evaluate": command_evaluate, "predict": command
             "report": command_report}
 
 
+def _check_launcher(args) -> None:
+    """Under torchrun only ``fit`` of a deep method is distributed; the rest would run (and write) W times."""
+    if not distributed.launched_by_torchrun():
+        return
+    if args.command != "fit":
+        raise CommandError(f"'deepclust {args.command}' runs in one process; start it without torchrun")
+    if not issubclass(get_method(args.method), DeepClusterer):
+        raise CommandError(f"method '{args.method}' is not trained by gradient descent and runs in one process; "
+                           "start it without torchrun")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_launcher(args)
         return COMMANDS[args.command](args)
     except (CommandError, ConfigError, ValueError, OSError, RuntimeError) as error:
         if args.debug:

@@ -178,3 +178,15 @@ def test_torchrun_fit_from_the_command_line(tmp_path):
     steps = logged_steps(out)
     assert [event["step"] for event in steps] == [1, 2, 3]
     assert {"model.pt", "metrics.json", "config.yaml", "log.jsonl"} <= {path.name for path in out.iterdir()}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--dataset", "digits", "--budget-minutes", "1"], "'deepclust bench' runs in one process"),
+    (["fit", "--method", "kmeans", "--dataset", "digits"], "method 'kmeans' is not trained by gradient descent"),
+])
+def test_single_process_commands_refuse_torchrun(argv, message, monkeypatch, capsys):
+    from deepclust.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
