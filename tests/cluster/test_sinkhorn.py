@@ -1,32 +1,14 @@
-import math
-
 import pytest
 import torch
 
 from deepclust.cluster import sinkhorn_knopp
+from support import naive_sinkhorn
 
 
 def scores(b=64, k=10, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     # cosine-similarity-like scores in [-1, 1], as with normalised prototypes in SwAV
     return torch.tanh(torch.randn(b, k, generator=g, dtype=dtype))
-
-
-def naive_sinkhorn(s, eps, n_iters):
-    """Direct transcription of the SwAV steps with python floats, no stabilisation."""
-    b, k = len(s), len(s[0])
-    q = [[math.exp(s[i][j] / eps) for i in range(b)] for j in range(k)]  # K x B
-    total = sum(sum(row) for row in q)
-    q = [[v / total for v in row] for row in q]
-    for _ in range(n_iters):
-        for j in range(k):  # each cluster (row) -> mass 1/K
-            r = sum(q[j])
-            q[j] = [v / r / k for v in q[j]]
-        for i in range(b):  # each sample (column) -> mass 1/B
-            c = sum(q[j][i] for j in range(k))
-            for j in range(k):
-                q[j][i] = q[j][i] / c / b
-    return [[q[j][i] * b for j in range(k)] for i in range(b)]  # B x K
 
 
 @pytest.mark.parametrize("log_domain", [False, True])

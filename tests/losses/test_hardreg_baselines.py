@@ -8,6 +8,7 @@ import torch
 from deepclust.losses.assignment_baselines import (
     kl_regulariser, kmeans_objective, neural_gas, no_regulariser, sinkhorn_regulariser, variance_regulariser,
 )
+from support import naive_sinkhorn
 
 B, K = 6, 3
 
@@ -72,21 +73,10 @@ def test_kl_regulariser_rejects_negative_costs():
         kl_regulariser(torch.tensor([[-1.0, 2.0]]))
 
 
-def naive_sinkhorn(table, epsilon, iterations):
-    q = [[math.exp(-table[i][c] / epsilon) for i in range(B)] for c in range(K)]   # K x B
-    total = sum(map(sum, q))
-    q = [[v / total for v in row] for row in q]
-    for _ in range(iterations):
-        q = [[v / sum(row) / K for v in row] for row in q]
-        columns = [sum(q[c][i] for c in range(K)) for i in range(B)]
-        q = [[q[c][i] / columns[i] / B for i in range(B)] for c in range(K)]
-    return [[q[c][i] * B for c in range(K)] for i in range(B)]                 # B x K
-
-
 @pytest.mark.parametrize("pick", ["argmin", "argmax"])
 def test_sinkhorn_regulariser(costs, pick):
     table = rows(costs)
-    balanced = naive_sinkhorn(table, 0.5, 15)
+    balanced = naive_sinkhorn([[-cost for cost in row] for row in table], 0.5, 15)  # scores = −costs
     expected = [(min if pick == "argmin" else max)(range(K), key=lambda c: row[c]) for row in balanced]
     result = sinkhorn_regulariser(costs, epsilon=0.5, n_iters=15, pick=pick)
     assert result.labels.tolist() == expected

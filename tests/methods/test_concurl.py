@@ -1,6 +1,5 @@
 """ConCURL: the network, its training step, hooks, inference options, estimator and CLI."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from deepclust.engine.config import deep_merge
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.methods import ConCURL
 from deepclust.methods.concurl import ConCURLModel
-from support import FULL, fashion_mnist_available, fashion_mnist_subset
+from support import FULL, fashion_mnist_available, fashion_mnist_subset, naive_sinkhorn
 
 TINY = {
     "backbone": {"name": "small_cnn", "width": 0.25},  # feature size 64
@@ -120,18 +119,6 @@ def test_prototype_rows_unit_norm_at_the_start_of_every_step():
         model.on_after_step(step, context())
         assert len(norms) == 2 and all(torch.allclose(n, torch.ones(4), atol=1e-6) for n in norms)
         assert not torch.allclose(model.prototypes.weight.norm(dim=1), torch.ones(4), atol=1e-4)  # moved by the step
-
-
-def naive_sinkhorn(scores, eps, n_iters):
-    b, k = len(scores), len(scores[0])
-    q = [[math.exp(scores[i][j] / eps) for i in range(b)] for j in range(k)]
-    total = sum(map(sum, q))
-    q = [[v / total for v in row] for row in q]
-    for _ in range(n_iters):
-        q = [[v / sum(row) / k for v in row] for row in q]
-        columns = [sum(q[j][i] for j in range(k)) for i in range(b)]
-        q = [[q[j][i] / columns[i] / b for i in range(b)] for j in range(k)]
-    return [[q[j][i] * b for j in range(k)] for i in range(b)]
 
 
 def test_targets_are_three_sinkhorn_iterations_at_eps_005_of_the_unprojected_scores(monkeypatch):
