@@ -19,14 +19,6 @@ import torch
 __all__ = ["sinkhorn_knopp"]
 
 
-# ----------------------------------------------------------------------------- reductions over samples
-def _logsumexp_over_samples(logq: torch.Tensor) -> torch.Tensor:
-    """log Σ_b exp(logQ[k, b]) per cluster of a (K, B) plan (a row of −inf stays −inf, not NaN)."""
-    m = logq.amax(dim=1)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    return torch.log(torch.exp(logq - m.unsqueeze(1)).sum(dim=1)) + m
-
-
 # ----------------------------------------------------------------------------- validation
 def _check(scores, epsilon, n_iters, cluster_weights):
     if not isinstance(scores, torch.Tensor):
@@ -76,12 +68,11 @@ def _plain(s: torch.Tensor, w: torch.Tensor, epsilon: float, n_iters: int) -> to
 def _log(s: torch.Tensor, w: torch.Tensor, epsilon: float, n_iters: int) -> torch.Tensor:
     logq = (s / epsilon).T  # (K, B)
     b = logq.shape[1]
-    m = logq.max()
-    logq = logq - (torch.log(torch.exp(logq - m).sum()) + m)  # total mass 1
+    logq = logq - torch.logsumexp(logq.reshape(-1), dim=0)  # total mass 1
     logw = torch.log(w)
     log_b = math.log(b)
     for _ in range(n_iters):
-        logq = logq + (logw - _logsumexp_over_samples(logq)).unsqueeze(1)
+        logq = logq + (logw - torch.logsumexp(logq, dim=1)).unsqueeze(1)
         logq = logq - (torch.logsumexp(logq, dim=0, keepdim=True) + log_b)
     return torch.exp(logq + log_b).T.contiguous()
 

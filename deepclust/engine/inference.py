@@ -45,10 +45,11 @@ def map_images(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
     outputs = []
     with autocast_context(device, amp):
         for batch, _ in iterate_images(images[start:stop], batch_size, device):
-            outputs.append(fn(batch).float().cpu())
+            output = fn(batch).float()
+            outputs.append(output if shared else output.cpu())  # shares are gathered on the device
     if not shared:
         return torch.cat(outputs)
-    return gather(torch.cat(outputs).to(device)).cpu()
+    return gather(torch.cat(outputs)).cpu()
 
 
 @torch.no_grad()
