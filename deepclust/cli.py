@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from deepclust.data import dataset_status, list_datasets, load_dataset
 from deepclust.engine import distributed
 from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.engine.runtime import resolve_device
-from deepclust.evaluation import evaluate_clustering
+from deepclust.evaluation import evaluate_clustering, format_metrics
 from deepclust.evaluation.shift import evaluate_shifts, format_shift_table, parse_shift
 from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator
 
@@ -131,12 +130,7 @@ def _data_options(assignments: list[str]) -> dict:
 def _load_data(args, seed: int):
     dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, imbalance=args.imbalance,
                            seed=seed, **_data_options(getattr(args, "data_option", [])))
-    if args.subset is not None:
-        if not 1 <= args.subset <= len(dataset):
-            raise CommandError(f"--subset must be between 1 and {len(dataset)}, got {args.subset}")
-        order = np.random.default_rng(seed).permutation(len(dataset))[: args.subset]
-        dataset = dataset.subset(np.sort(order))
-    return dataset
+    return dataset if args.subset is None else dataset.sample(args.subset, seed)
 
 
 def _estimator_params(estimator_class, args) -> dict:
@@ -174,9 +168,7 @@ def _estimator_params(estimator_class, args) -> dict:
 
 
 def _print_metrics(metrics: dict, prefix: str = "") -> None:
-    parts = [f"{key.upper()} {metrics[key]:.4f}" for key in ("acc", "nmi", "ari") if key in metrics]
-    parts.append(f"clusters used {metrics['n_clusters_used']}")
-    print(prefix + "  ".join(parts))
+    print(format_metrics(metrics, prefix))
 
 
 def command_fit(args) -> int:

@@ -1,10 +1,16 @@
 """Helpers shared by test modules (import as ``from support import ...``; ``conftest`` is ambiguous)."""
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deepclust.engine.config import deep_merge, preset_config
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 #: DEEPCLUST_FULL=1 runs the slow real-data tests at full size; by default (and in CI) they run short.
@@ -26,6 +32,115 @@ def naive_sinkhorn(scores, eps, n_iters):
             for j in range(k):
                 q[j][i] = q[j][i] / c / b
     return [[q[j][i] * b for j in range(k)] for i in range(b)]  # B x K
+
+
+def naive_kmeans(points, n_groups, n_iterations):
+    """Lloyd's algorithm with lists: seeds = first rows, squared Euclidean, first index on ties,
+    an empty group counts 1 (centroid 0); labels of the last assignment, centroids their means."""
+    points = [[float(v) for v in row] for row in points]
+    dim = len(points[0])
+    centroids = [list(row) for row in points[:n_groups]]
+    for _ in range(n_iterations):
+        labels = []
+        for p in points:
+            distances = [sum((a - b) ** 2 for a, b in zip(p, c)) for c in centroids]
+            labels.append(distances.index(min(distances)))
+        centroids = []
+        for k in range(len(distances)):
+            members = [p for p, label in zip(points, labels) if label == k]
+            count = max(len(members), 1)
+            centroids.append([sum(p[d] for p in members) / count for d in range(dim)])
+    return labels, centroids
+
+
+def naive_cos(u, v):
+    """cos(u, v) of two sequences, with python floats."""
+    dot = sum(float(a) * float(b) for a, b in zip(u, v))
+    return dot / (math.sqrt(sum(float(a) ** 2 for a in u)) * math.sqrt(sum(float(b) ** 2 for b in v)))
+
+
+def unit(*values):
+    """The vector ``values`` scaled to length 1, as a list."""
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def on_circle(degrees):
+    """The unit vector at ``degrees`` on the circle."""
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+def unit_rows(*shape, seed=0):
+    """Seeded random rows of length 1."""
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def separated_groups(n_per_group=3, n_groups=4, dim=8, noise=0.05, seed=0):
+    """Unit vectors around orthogonal centres; rows 0..n_groups-1 hold one member of each group."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.eye(dim)[:n_groups]
+    rows = centres.repeat(n_per_group, 1) + noise * torch.randn(n_per_group * n_groups, dim, generator=generator)
+    return F.normalize(rows, dim=1), torch.arange(n_groups).repeat(n_per_group)
+
+
+def three_views(shape, seed, softmax=False):
+    """Seeded random (online, target) triples of tensors, as HTCN's three views give them."""
+    generator = torch.Generator().manual_seed(seed)
+    views = [torch.randn(*shape, generator=generator) for _ in range(6)]
+    if softmax:
+        views = [v.softmax(dim=1) for v in views]
+    return views[:3], views[3:]
+
+
+# --- tiny methods ---------------------------------------------------------------------------------
+#: The small CNN at quarter width (64 features), the backbone of the tiny deep methods.
+SMALL_CNN = {"name": "small_cnn", "width": 0.25}
+#: Each method made small for fast tests: overrides of its ``cpu-fashion-mnist`` preset that keep
+#: every loss term and shrink the networks (and the noise rows, projections, groups, restarts).
+TINY = {
+    "concurl": {"backbone": SMALL_CNN,
+                "method": {"low_dim": 8, "hidden_dim": 32, "out_dim": 16, "nce_k": 32, "n_transforms": 3,
+                           "projection_dim": 4}},
+    "dchl": {"backbone": SMALL_CNN, "method": {"hidden_dim": 32, "instance_dim": 16, "group_dim": 16, "n_groups": 8}},
+    "hadis": {"backbone": SMALL_CNN,
+              "method": {"projector_hidden_dim": 32, "predictor_hidden_dim": 32, "feature_dim": 16,
+                         "kmeans_restarts": 1}},
+    "hardreg": {"method": {"nz": 16}},
+    "htcn": {"backbone": SMALL_CNN,
+             "method": {"projector_hidden": 32, "projection_dim": 16, "predictor_hidden": 32, "cluster_hidden": 16}},
+}
+
+
+def tiny_config(method: str, *overrides: dict, heads: bool = True) -> dict:
+    """``method``'s ``cpu-fashion-mnist`` preset made small by :data:`TINY`, then ``overrides`` in
+    order. ``heads=False`` keeps the preset's ``method`` section and takes only the small backbone."""
+    tiny = TINY[method] if heads else {key: value for key, value in TINY[method].items() if key != "method"}
+    config = preset_config(method, "cpu-fashion-mnist")
+    for override in (tiny, *overrides):
+        config = deep_merge(config, override)
+    return config
+
+
+def set_options(overrides: dict, prefix: str = "") -> list[str]:
+    """A nested configuration dict as the command line's ``--set key=value`` arguments."""
+    options = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            options += set_options(value, f"{prefix}{key}.")
+        else:
+            options += ["--set", f"{prefix}{key}={json.dumps(value)}"]
+    return options
+
+
+def cli_fit(method: str, out, *options: str) -> dict:
+    """``deepclust fit`` of ``method`` for one epoch of its ``cpu-fashion-mnist`` preset on 512
+    Fashion-MNIST images, with the extra command-line ``options``; the run's metrics.json."""
+    from deepclust.cli import main
+
+    assert main(["fit", "--method", method, "--dataset", "fashion-mnist", "--subset", "512",
+                 "--preset", "cpu-fashion-mnist", "--set", "training.epochs=1", *options,
+                 "--out", str(out), "--quiet"]) == 0
+    return json.loads((Path(out) / "metrics.json").read_text())
 
 
 def fashion_mnist_available() -> bool:

@@ -15,11 +15,16 @@ Where data is looked for: ``root=``, else ``$DEEPCLUST_DATA_ROOT/<folder>``, els
 Per-channel ``mean``/``std`` are always computed from the loaded images (exact up to 2**25
 pixel values, else over an evenly spaced subset of images), never taken from published
 constants, so they match the split and options actually loaded.
+
+Every dataset records where it came from in ``ImageDataset.source``; :func:`write_source` saves
+it as a run folder's ``data.json`` and :func:`load_source` loads the same images again.
 """
 from .arrays import from_arrays
 from .base import ImageDataset, channel_stats
 from .errors import DatasetFormatError, DatasetNotFoundError
-from .registry import dataset_status, list_datasets, load_dataset
+from .registry import (SOURCE_FILE, dataset_status, list_datasets, load_dataset, load_source, read_source,
+                       write_source)
 
 __all__ = ["ImageDataset", "load_dataset", "list_datasets", "dataset_status", "from_arrays",
-           "DatasetNotFoundError", "DatasetFormatError", "channel_stats"]
+           "DatasetNotFoundError", "DatasetFormatError", "channel_stats", "SOURCE_FILE", "load_source",
+           "read_source", "write_source"]

@@ -1,6 +1,7 @@
 """The in-memory dataset container shared by every loader."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,9 @@ __all__ = ["ImageDataset", "channel_stats", "STATS_BUDGET"]
 #: use an evenly spaced subset of images (e.g. all 70,000 Fashion-MNIST images fit in ~42,800,
 #: CIFAR in ~10,900, STL-10 in ~1,200). The estimate is then within ~1e-3 of the exact value.
 STATS_BUDGET = 1 << 25
+
+#: The seeded draws a ``source`` record holds, in the order they are replayed after loading.
+REPLAYED_DRAWS = ("imbalance", "subset")
 
 
 def channel_stats(images: np.ndarray, budget: int = STATS_BUDGET):
@@ -56,6 +60,14 @@ class ImageDataset:
                  from the images with :func:`channel_stats` (exact up to 2**25 pixel values, an
                  evenly spaced subset of images above). All loaders compute them this way; no
                  published constants are used, so they always match the split that was loaded.
+    source:      where the images came from, a JSON-ready dict (a run folder's ``data.json``).
+                 ``load_dataset`` records ``{"kind": "registry", "dataset", "split", "data_root",
+                 "options", "imbalance", "imbalance_seed", "subset", "subset_seed", "subset_of"}``
+                 (see :func:`deepclust.data.registry.load_source`, which loads the same images
+                 again); the imbalance protocol and :meth:`sample` fill in their draws. Left as
+                 ``None`` it is ``{"kind": "arrays", "dataset": None}``: images with no name to
+                 load them again by; :meth:`subset` records ``{"kind": "indices", "dataset": None,
+                 "picked_from": <the parent's source>}``.
     """
 
     images: np.ndarray
@@ -65,6 +77,7 @@ class ImageDataset:
     n_classes: int
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    source: dict | None = None
 
     def __post_init__(self):
         images = self.images
@@ -90,6 +103,8 @@ class ImageDataset:
             self.std = std if self.std is None else self.std
         self.mean = tuple(float(v) for v in self.mean) if self.mean is not None else ()
         self.std = tuple(float(v) for v in self.std) if self.std is not None else ()
+        self.source = ({"kind": "arrays", "dataset": None} if self.source is None
+                       else copy.deepcopy(self.source))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -100,9 +115,16 @@ class ImageDataset:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
-    def subset(self, indices) -> "ImageDataset":
+    def subset(self, indices, draw: dict | None = None) -> "ImageDataset":
         """A new dataset with ``images[indices]`` (integer indices, boolean mask or slice) and
-        the same metadata (name, class names, n_classes, mean/std of the parent)."""
+        the same metadata (name, class names, n_classes, mean/std of the parent).
+
+        Its ``source`` records hand-picked indices of the parent, which no name loads again,
+        unless ``draw`` names the seeded draw that chose them (``{"imbalance": level,
+        "imbalance_seed": seed}`` or ``{"subset": n, "subset_seed": seed, "subset_of": N}``)
+        and the parent's record can still replay it: load, then one imbalance draw, then one
+        subset draw.
+        """
         if not isinstance(indices, slice):
             indices = np.asarray(indices)
             if indices.ndim != 1:
@@ -118,8 +140,23 @@ class ImageDataset:
                                  f"got dtype {indices.dtype}")
         images = np.ascontiguousarray(self.images[indices])
         labels = None if self.labels is None else np.ascontiguousarray(self.labels[indices])
+        source = {"kind": "indices", "dataset": None, "picked_from": self.source}
+        if draw is not None:
+            first = REPLAYED_DRAWS.index(next(key for key in draw if key in REPLAYED_DRAWS))
+            if not any(self.source.get(step) for step in REPLAYED_DRAWS[first:]):
+                source = {**self.source, **draw}
         return ImageDataset(images, labels, self.name, list(self.class_names), self.n_classes,
-                            self.mean, self.std)
+                            self.mean, self.std, source)
+
+    def sample(self, n: int, seed: int) -> "ImageDataset":
+        """``n`` images drawn without replacement with ``numpy.random.default_rng(seed)``, kept
+        in their original order (the images of ``np.sort(default_rng(seed).permutation(N)[:n])``):
+        what ``deepclust fit --subset n --seed seed`` trains on."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= len(self):
+            raise ValueError(f"subset size must be an integer between 1 and {len(self)} (the images "
+                             f"of {self.name!r}), got {n!r}")
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return self.subset(chosen, draw={"subset": int(n), "subset_seed": int(seed), "subset_of": len(self)})
 
     def __repr__(self) -> str:
         c, h, w = self.shape

@@ -58,4 +58,4 @@ def apply_imbalance(dataset: ImageDataset, level: int, seed: int = 0) -> ImageDa
         raise ValueError(f"imbalance needs labels in 0..{n_classes - 1} for dataset {dataset.name!r}; "
                          f"found labels in [{labels.min()}, {labels.max()}]")
     keep = np.random.default_rng(seed).random(len(labels)) < imbalance_probabilities(level, n_classes)[labels]
-    return dataset.subset(np.flatnonzero(keep))
+    return dataset.subset(np.flatnonzero(keep), draw={"imbalance": level, "imbalance_seed": int(seed)})

@@ -15,6 +15,7 @@ which file was expected where, what was searched and how to get the data.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,13 @@ from .base import ImageDataset
 from .errors import DatasetNotFoundError, _MissingFile
 from .imbalance import apply_imbalance
 
-__all__ = ["DatasetSpec", "REGISTRY", "ENV_VAR", "load_dataset", "list_datasets",
-           "dataset_status", "resolve_name", "default_data_root"]
+__all__ = ["DatasetSpec", "REGISTRY", "ENV_VAR", "SOURCE_FILE", "load_dataset", "load_source",
+           "write_source", "read_source", "list_datasets", "dataset_status", "resolve_name",
+           "default_data_root"]
 
 ENV_VAR = "DEEPCLUST_DATA_ROOT"
+#: The file of a run folder holding its data's ``ImageDataset.source`` record.
+SOURCE_FILE = "data.json"
 SPLITS_TT = ("train", "test", "all")
 SPLITS_SINGLE = ("all", "train")
 IMAGE_OPTIONS = {"image_size": 96, "channels": 3, "on_error": "raise", "crop": False}
@@ -75,6 +79,17 @@ def _load_digits(path, split):
     return arrays.load_digits_dataset(split)
 
 
+def _imagenet_subset(name: str, folder_name: str, what: str, description: str) -> "DatasetSpec":
+    """A registry entry for one of the ImageNet subsets of Chang et al. (class folders of train images)."""
+    return DatasetSpec(
+        name, "folder", lambda p, s, **o: folder.load_imagenet_subset(p, s, name=name, **o),
+        SPLITS_SINGLE, dict(IMAGE_OPTIONS), folder=folder_name, present=_has_subdirs,
+        expect="one sub-folder of images per class (ImageNet wnids)",
+        hint=f"{what}, Chang et al., ICCV 2017) is not distributed on its own: build it from the ILSVRC2012 "
+             "train set (https://image-net.org) as one sub-folder per class wnid in {path}",
+        description=description)
+
+
 _SPECS = [
     DatasetSpec(
         "fashion-mnist", "folder",
@@ -119,24 +134,10 @@ _SPECS = [
              "extract it into {dest} (it creates stl10_binary/)",
         description="STL-10, 13,000 labelled 96x96 colour images, 10 classes, plus 100,000 "
                     "unlabelled (binary files)"),
-    DatasetSpec(
-        "imagenet10", "folder",
-        lambda p, s, **o: folder.load_imagenet_subset(p, s, name="imagenet10", **o),
-        SPLITS_SINGLE, dict(IMAGE_OPTIONS), folder="imagenet-10", present=_has_subdirs,
-        expect="one sub-folder of images per class (ImageNet wnids)",
-        hint="ImageNet-10 (10 classes x 1,300 ImageNet train images, Chang et al., ICCV 2017) "
-             "is not distributed on its own: build it from the ILSVRC2012 train set "
-             "(https://image-net.org) as one sub-folder per class wnid in {path}",
-        description="ImageNet-10, 13,000 images, 10 classes (class folders)"),
-    DatasetSpec(
-        "imagenet-dogs", "folder",
-        lambda p, s, **o: folder.load_imagenet_subset(p, s, name="imagenet-dogs", **o),
-        SPLITS_SINGLE, dict(IMAGE_OPTIONS), folder="imagenet-dogs", present=_has_subdirs,
-        expect="one sub-folder of images per class (ImageNet wnids)",
-        hint="ImageNet-Dogs (15 dog classes, 19,500 ImageNet train images, Chang et al., ICCV "
-             "2017) is not distributed on its own: build it from the ILSVRC2012 train set "
-             "(https://image-net.org) as one sub-folder per class wnid in {path}",
-        description="ImageNet-Dogs, 19,500 images, 15 classes (class folders)"),
+    _imagenet_subset("imagenet10", "imagenet-10", "ImageNet-10 (10 classes x 1,300 ImageNet train images",
+                     "ImageNet-10, 13,000 images, 10 classes (class folders)"),
+    _imagenet_subset("imagenet-dogs", "imagenet-dogs", "ImageNet-Dogs (15 dog classes, 19,500 ImageNet train images",
+                     "ImageNet-Dogs, 19,500 images, 15 classes (class folders)"),
     DatasetSpec(
         "tiny-imagenet", "folder", folder.load_tiny_imagenet, SPLITS_TT,
         dict(IMAGE_OPTIONS, image_size=64), folder="tiny-imagenet-200",
@@ -275,19 +276,30 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
              dataset: ``imbalance`` (0 = none; 1, 2, 3: HardReg's class-imbalance protocol,
              :mod:`deepclust.data.imbalance`) subsampled with ``seed`` (default 0).
 
+    The dataset's ``source`` records these arguments (``root`` made absolute), so
+    :func:`load_source` loads the same images again.
+
     Raises ValueError (unknown name, split or option),
     DatasetNotFoundError (missing folder/file, with how to get it), DatasetFormatError
     (malformed file, naming it).
     """
     imbalance = options.pop("imbalance", 0)
     seed = options.pop("seed", 0)
-    if imbalance:
-        return apply_imbalance(load_dataset(name, root, split, **options), imbalance, seed=seed)
     spec = resolve_name(name)
     if split not in spec.splits:
         raise ValueError(f"unknown split {split!r} for dataset {spec.name!r}; valid splits: "
                          f"{', '.join(spec.splits)}")
-    opts = _check_options(spec, options)
+    dataset = _load_split(spec, root, split, _check_options(spec, options))
+    dataset.source = {
+        "kind": "registry", "dataset": spec.name, "split": split,
+        "data_root": None if root is None else os.path.abspath(os.path.expanduser(root)),
+        "options": {key: os.fspath(value) if isinstance(value, os.PathLike) else value
+                    for key, value in options.items()},
+        "imbalance": 0, "imbalance_seed": None, "subset": None, "subset_seed": None, "subset_of": None}
+    return apply_imbalance(dataset, imbalance, seed=seed) if imbalance else dataset
+
+
+def _load_split(spec: DatasetSpec, root, split: str, opts: dict) -> ImageDataset:
     if spec.kind == "builtin":
         return spec.loader(None, split, **opts)
     if spec.kind == "user":
@@ -327,6 +339,51 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         problem = (f"expected {exc.what} {Path(exc.filename).name!r} at {exc.filename}"
                    if isinstance(exc, _MissingFile) else str(exc))
         raise _not_found(spec, problem, exc.filename, [found], root) from None
+
+
+def load_source(source: dict, data_root: str | os.PathLike | None = None) -> ImageDataset:
+    """Load again the images a ``source`` record describes (an ``ImageDataset.source``, a run
+    folder's ``data.json``): the named dataset, its imbalance draw, then its subset draw.
+
+    data_root: where to look instead of the record's ``data_root``.
+    Raises ValueError when the record names no dataset (arrays or hand-picked indices) or
+    when the subset's pool no longer has the recorded size (the dataset files changed).
+    """
+    name = source.get("dataset")
+    if name is None:
+        raise ValueError(f"data of kind {source.get('kind')!r} cannot be loaded again: its source "
+                         "record names no dataset (only load_dataset records one)")
+    dataset = load_dataset(name, root=data_root or source.get("data_root"), split=source.get("split", "all"),
+                           imbalance=source.get("imbalance") or 0,
+                           # records of `deepclust bench` older than "imbalance_seed" drew both with subset_seed
+                           seed=source.get("imbalance_seed", source.get("subset_seed", 0)),
+                           **source.get("options", {}))
+    if source.get("subset") is None:
+        return dataset
+    pool = source.get("subset_of")
+    if pool is not None and pool != len(dataset):
+        raise ValueError(f"the recorded subset of {source['subset']} images was drawn from {pool} images of "
+                         f"{name!r}, but {len(dataset)} are loaded now: the dataset files changed")
+    return dataset.sample(source["subset"], source.get("subset_seed", 0))
+
+
+def write_source(folder: str | os.PathLike, dataset: ImageDataset) -> Path:
+    """Write ``dataset.source`` to ``folder/data.json`` (creating the folder); return the file."""
+    path = Path(folder) / SOURCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataset.source, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_source(folder: str | os.PathLike) -> dict | None:
+    """The source record of ``folder/data.json``; None when the folder has none."""
+    path = Path(folder) / SOURCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
 def dataset_status(root: str | os.PathLike | None = None) -> list[dict]:

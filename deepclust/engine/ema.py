@@ -1,4 +1,4 @@
-"""Exponential moving average (momentum / target) networks, shared by HTCN and HaDis."""
+"""Exponential moving average (momentum / target) networks and their momentum schedule, shared by HTCN and HaDis."""
 from __future__ import annotations
 
 import copy
@@ -6,6 +6,11 @@ import math
 
 import torch
 from torch import nn
+
+from deepclust.engine.config import ConfigError
+
+#: Values of a method's ``momentum_schedule`` option.
+MOMENTUM_SCHEDULES = ("constant", "cosine")
 
 
 def make_target(online: nn.Module) -> nn.Module:
@@ -42,3 +47,18 @@ def cosine_momentum(base: float, step: int, total_steps: int) -> float:
         return base
     progress = min(max(step / total_steps, 0.0), 1.0)
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def check_momentum_schedule(schedule: str, key: str = "method.momentum_schedule") -> str:
+    """``schedule`` if it is one of :data:`MOMENTUM_SCHEDULES`, else a :class:`ConfigError` naming ``key``."""
+    if schedule not in MOMENTUM_SCHEDULES:
+        raise ConfigError(f"{key} must be one of {', '.join(MOMENTUM_SCHEDULES)}, got {schedule!r}")
+    return schedule
+
+
+def scheduled_momentum(base: float, schedule: str, step: int, total_steps: int) -> float:
+    """The EMA momentum after ``step`` of ``total_steps`` optimizer steps: ``base`` throughout
+    (``"constant"``) or :func:`cosine_momentum` (``"cosine"``)."""
+    if check_momentum_schedule(schedule, "momentum schedule") == "cosine":
+        return cosine_momentum(base, step, total_steps)
+    return base

@@ -10,6 +10,7 @@ import torch
 from deepclust.augment import to_float
 from deepclust.engine.distributed import broadcast_, gather, is_distributed, shard_range, world_size
 from deepclust.engine.model import ClusteringModel
+from deepclust.module_state import evaluation_mode
 
 
 def autocast_context(device: torch.device, enabled: bool):
@@ -56,9 +57,7 @@ def map_images(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
 def predict_labels(model: ClusteringModel, images: torch.Tensor, batch_size: int, device: torch.device,
                    *, refit: bool = False, amp: bool = False, seed: int = 0) -> np.ndarray:
     """Cluster labels for ``images``; with ``refit`` a k-means method first re-clusters them."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         if model.label_source == "kmeans" and refit:
             embeddings = map_images(model.embed, images, batch_size, device, amp)
             labels = model.fit_inference(embeddings.to(device), seed=seed)
@@ -68,6 +67,4 @@ def predict_labels(model: ClusteringModel, images: torch.Tensor, batch_size: int
             labels = labels.cpu()
         else:
             labels = map_images(model.predict_labels, images, batch_size, device, amp).long()
-    finally:
-        model.train(was_training)
     return labels.numpy()

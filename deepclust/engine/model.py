@@ -16,6 +16,7 @@ from torch import nn
 from deepclust.augment import build_augmentation, build_eval_transform
 from deepclust.backbones import build_backbone
 from deepclust.cluster import assign, kmeans
+from deepclust.module_state import resize_empty_buffers
 
 
 @dataclass
@@ -57,9 +58,13 @@ class TrainingContext:
 class ClusteringModel(nn.Module):
     """Base class of every deep clustering method's network.
 
-    Subclasses implement :meth:`training_step` and :meth:`embed`; methods with a cluster head
-    set ``label_source = "head"`` and implement :meth:`cluster_probabilities`; methods that read
-    labels by k-means on embeddings keep ``label_source = "kmeans"``.
+    Subclasses implement :meth:`training_step` and :meth:`embed`. Labels come from
+    ``label_source``: ``"head"`` (the default) is the argmax of :meth:`cluster_probabilities`,
+    which methods with a cluster head implement; methods that read labels by k-means on the
+    embeddings set ``label_source = "kmeans"``.
+
+    Buffers sized only once training starts (centroids, pseudo-labels, memory banks) are
+    registered empty; :meth:`load_state_dict` gives them the saved size.
     """
 
     label_source: str = "head"
@@ -80,10 +85,19 @@ class ClusteringModel(nn.Module):
 
     # --- building blocks from the configuration ----------------------------------------------
     def make_backbone(self) -> nn.Module:
-        """The ``backbone`` section's network for this input (channels, image size)."""
+        """The ``backbone`` section's network for this input (channels, image size).
+
+        Raises ``ValueError`` when the backbone cannot take one sample of (C, image_size,
+        image_size), or of (C, image_size) for a backbone of 1-D signals (``input_rank`` 2).
+        """
         options = dict(self.config["backbone"])
         name = options.pop("name")
-        return build_backbone(name, in_channels=self.input_shape[0], image_size=self.image_size, **options)
+        channels = self.input_shape[0]
+        backbone = build_backbone(name, in_channels=channels, image_size=self.image_size, **options)
+        sample = (channels, self.image_size) if backbone.input_rank == 2 else \
+            (channels, self.image_size, self.image_size)
+        backbone.check_input(sample)
+        return backbone
 
     def make_augmentation(self, **overrides) -> nn.Module:
         """The ``augmentation`` section's view pipeline; ``overrides`` change single options (e.g. per view).
@@ -144,7 +158,5 @@ class ClusteringModel(nn.Module):
         return assign(self.embed(images).float(), self.centroids, metric=metric)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # the centroid buffer is empty until k-means ran: take the saved shape
-        if "centroids" in state_dict:
-            self.centroids = torch.empty_like(state_dict["centroids"], device=self.centroids.device)
+        resize_empty_buffers(self, state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

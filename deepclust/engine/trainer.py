@@ -3,19 +3,16 @@
 It owns: device placement, batching from an in-memory uint8 tensor, mixed precision on CUDA, the
 optimizer and schedule, a progress bar, a JSONL log, periodic evaluation, atomic checkpoints and
 exact resumption, a wall-clock budget and clean stops on SIGINT/SIGTERM. It knows nothing of any
-one method: the method is a :class:`~deepclust.engine.model.ClusteringModel`.
+one method: the method is a :class:`~deepclust.engine.model.ClusteringModel`. The run folder's
+pieces live in :mod:`~deepclust.engine.run_folder`, the resume rules in
+:mod:`~deepclust.engine.resume` and the update from one batch in :mod:`~deepclust.engine.step`.
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,52 +23,31 @@ from deepclust._version import __version__
 from deepclust.augment import to_float
 from deepclust.engine import distributed
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, remove_stale_temporaries, save_atomic
-from deepclust.engine.inference import autocast_context, iterate_images, map_images, predict_labels
+from deepclust.engine.inference import iterate_images, map_images, predict_labels
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.engine.optim import build_optimizer, build_scheduler
+from deepclust.engine.resume import check_resumable
+from deepclust.engine.run_folder import RunLog, StopRequest, check_free_space
 from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
-from deepclust.evaluation import evaluate_clustering
+from deepclust.engine.step import NonFiniteLossError, amp_enabled, train_batch
+from deepclust.evaluation import evaluate_clustering, format_metrics
 
 #: Datasets up to this size are moved to the GPU once instead of batch by batch.
 DEVICE_RESIDENT_BYTES = 2 * 1024**3
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; raised before the bad update reaches the weights."""
-
-
 @dataclass
 class FitResult:
+    """How training went; ``labels`` are the final cluster labels of the training images (a k-means
+    method re-clusters them first)."""
+
     epochs_completed: int
     global_step: int
     train_seconds: float
     images_per_second: float
     stop_reason: str
     history: list[dict] = field(default_factory=list)
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a request to stop after the current step."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.reason is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.reason = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        return False
+    labels: np.ndarray | None = None
 
 
 class _TrainingStep(torch.nn.Module):
@@ -83,47 +59,6 @@ class _TrainingStep(torch.nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.model.training_step(batch)
-
-
-class RunLog:
-    """Appends one JSON object per line to ``log.jsonl`` (nothing when there is no run folder)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-
-    def write(self, event: str, **fields) -> None:
-        if self.path is None:
-            return
-        record = {"event": event, "time": round(time.time(), 3), **fields}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-
-#: Configuration keys that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = frozenset({
-    "training.max_minutes", "training.eval_every", "training.eval_batch_size", "training.log_every",
-    "training.checkpoint_every_minutes",
-})
-
-
-def _config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        differences = []
-        for key in sorted(set(old) | set(new), key=str):
-            where = f"{prefix}.{key}" if prefix else str(key)
-            differences += _config_differences(old.get(key), new.get(key), where)
-        return differences
-    return [] if old == new else [(prefix, old, new)]
-
-
-def check_free_space(folder: Path, model: torch.nn.Module) -> None:
-    """Fail before training when ``folder`` cannot hold two checkpoints (the old one and the new one)."""
-    state_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-    needed = 2 * (3 * state_bytes + 2**20)  # weights + optimizer moments, twice during the atomic rename
-    free = shutil.disk_usage(folder).free
-    if free < needed:
-        raise OSError(f"not enough free disk space in {folder}: {free / 2**20:.1f} MiB free, "
-                      f"checkpoints need about {needed / 2**20:.1f} MiB")
 
 
 class Trainer:
@@ -145,12 +80,12 @@ class Trainer:
                  verbose: bool = True):
         self.model = model
         self.config = config
-        self.training = config["training"]
+        self.training_config = training = config["training"]
         self.device = device
         self.seed = int(seed)
         self.labels = labels
         self.meta = dict(meta or {})
-        self.max_minutes = max_minutes if max_minutes is not None else self.training.get("max_minutes")
+        self.max_minutes = max_minutes if max_minutes is not None else training.get("max_minutes")
         self.resume = resume
         self.verbose = verbose
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -158,11 +93,15 @@ class Trainer:
         self.distributed = distributed.is_distributed()
         self.writes = distributed.is_main_process()
         self.log = RunLog(self.out_dir / "log.jsonl" if self.out_dir and self.writes else None)
-        self.amp = bool(self.training.get("amp", True)) and device.type == "cuda"
+        self.amp = amp_enabled(training, device)
 
-        self.batch_size = int(self.training["batch_size"])
-        self.drop_last = bool(self.training.get("drop_last", True))
-        self.max_epochs = int(self.training["epochs"])
+        self.batch_size = int(training["batch_size"])
+        self.drop_last = bool(training.get("drop_last", True))
+        self.max_epochs = int(training["epochs"])
+        self.eval_every = int(training.get("eval_every", 0) or 0)
+        self.log_every = int(training.get("log_every", 50))
+        self.checkpoint_seconds = 60.0 * float(training.get("checkpoint_every_minutes", 5.0))
+        self.budget_seconds = None if self.max_minutes is None else 60.0 * float(self.max_minutes)
         n = images.shape[0]
         if self.batch_size < 1 or self.max_epochs < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size} and {self.max_epochs}")
@@ -188,7 +127,7 @@ class Trainer:
         self.optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
         self.scheduler = build_scheduler(self.optimizer, config.get("schedule", {}),
                                          self.steps_per_epoch, self.total_steps)
-        self.eval_batch_size = int(self.training.get("eval_batch_size", 512))
+        self.eval_batch_size = int(training.get("eval_batch_size", 512))
         if self.out_dir is not None and self.writes:
             check_free_space(self.out_dir, model)
         self.context = TrainingContext(
@@ -203,6 +142,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.images_seen = 0
         self.history: list[dict] = []
+        self._last_checkpoint = time.perf_counter()
 
     # --- checkpoints ------------------------------------------------------------------------
     def state(self, rng_states: list[dict]) -> dict:
@@ -222,18 +162,10 @@ class Trainer:
             rng_states = distributed.gather_objects(capture_rng_state())
             if self.writes:
                 save_atomic(self.state(rng_states), self.checkpoint_path)
+        self._last_checkpoint = time.perf_counter()
 
     def restore(self, state: dict) -> None:
-        for key in ("n_clusters", "input_shape"):
-            if key in self.meta and state.get(key) != self.meta[key]:
-                raise ValueError(f"cannot resume: the checkpoint has {key}={state.get(key)}, "
-                                 f"this run has {key}={self.meta[key]}")
-        changed = [f"{key} (checkpoint {old!r}, now {new!r})"
-                   for key, old, new in _config_differences(state["config"], self.config)
-                   if key not in RESUMABLE_CHANGES]
-        if changed:
-            raise ValueError("cannot resume: the configuration differs from the checkpoint's at "
-                             + "; ".join(changed))
+        check_resumable(state, self.config, self.meta)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -256,10 +188,13 @@ class Trainer:
         return torch.Generator(device=self.device).manual_seed(_derived_seed(self.seed, "step", self.global_step))
 
     # --- evaluation -------------------------------------------------------------------------
+    def predict(self) -> np.ndarray:
+        """Labels of the training images; a k-means method re-clusters them first."""
+        return predict_labels(self.model, self.images, self.eval_batch_size, self.device,
+                              refit=True, amp=self.amp, seed=self.seed)
+
     def evaluate(self) -> dict:
-        predicted = predict_labels(self.model, self.images, self.eval_batch_size, self.device,
-                                   refit=True, amp=self.amp, seed=self.seed)
-        metrics = evaluate_clustering(self.labels, predicted, self.model.n_clusters)
+        metrics = evaluate_clustering(self.labels, self.predict(), self.model.n_clusters)
         record = {"epoch": self.epoch, "step": self.global_step, **metrics}
         self.history.append(record)
         self.log.write("eval", **record)
@@ -283,34 +218,25 @@ class Trainer:
             batch = batch.pin_memory()
         return to_float(batch.to(self.device, non_blocking=True))
 
-    def _non_finite(self, batch: Batch, what: str, detail: str) -> dict[str, float]:
-        message = f"non-finite {what} at epoch {batch.epoch}, step {self.global_step}: {detail}"
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.training.get("skip_nonfinite", False):
-            self.log.write("skipped_step", epoch=batch.epoch, step=self.global_step, reason=message)
-            return {}
-        raise NonFiniteLossError(message + " (set training.skip_nonfinite=true to skip such steps)")
-
     def _train_step(self, batch: Batch) -> dict[str, float]:
-        with autocast_context(self.device, self.amp):
-            outputs = self.step_module(batch)
-        loss = outputs["loss"]
-        if not torch.isfinite(loss):
-            bad = [name for name, value in outputs.items() if not torch.isfinite(value).all()]
-            values = [float(outputs[name].detach()) for name in bad]
-            return self._non_finite(batch, "loss", f"terms {', '.join(bad)} = {values}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.training.get("grad_clip")
-        gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip) if clip else math.inf)
-        if not torch.isfinite(gradient_norm):
-            return self._non_finite(batch, "gradient", f"norm {float(gradient_norm)}")
-        self.optimizer.step()
+        """One update; the loss terms as floats, or {} for a non-finite step skipped by ``training.skip_nonfinite``."""
+        try:
+            outputs = train_batch(self.step_module, batch, self.optimizer, self.model.parameters(), amp=self.amp,
+                                  grad_clip=self.training_config.get("grad_clip"))
+        except NonFiniteLossError as error:
+            if not self.training_config.get("skip_nonfinite", False):
+                raise NonFiniteLossError(f"{error} (set training.skip_nonfinite=true to skip such steps)") from None
+            self.log.write("skipped_step", epoch=batch.epoch, step=self.global_step, reason=str(error))
+            return {}
         self.scheduler.step()
         self.model.on_after_step(self.global_step, self.context)
         return {name: float(value.detach()) for name, value in outputs.items()}
 
-    def fit(self) -> FitResult:
+    def _images_per_second(self) -> float:
+        return self.images_seen / max(self.train_seconds, 1e-9)
+
+    def _start(self) -> None:
+        """Clean the checkpoint folder, then resume from its checkpoint or start afresh."""
         if self.checkpoint_path is not None and self.writes:
             for path in remove_stale_temporaries(self.checkpoint_path.parent):
                 self.log.write("removed_stale_temporary", path=str(path))
@@ -326,72 +252,85 @@ class Trainer:
             self._seed_this_process()
         self.log.write("start", epochs=self.max_epochs, steps_per_epoch=self.steps_per_epoch,
                        batch_size=self.batch_size, device=str(self.device), amp=self.amp)
-        eval_every = int(self.training.get("eval_every", 0) or 0)
-        checkpoint_seconds = 60.0 * float(self.training.get("checkpoint_every_minutes", 5.0))
-        log_every = int(self.training.get("log_every", 50))
-        budget_seconds = None if self.max_minutes is None else 60.0 * float(self.max_minutes)
-        stop_reason = "completed"
-        last_checkpoint = time.perf_counter()
+        self._last_checkpoint = time.perf_counter()
+
+    def fit(self) -> FitResult:
+        self._start()
+        stop_reason = None
         self.model.train()
-        with _StopRequest() as stop:
-            while self.epoch < self.max_epochs and stop_reason == "completed":
-                if self.step_in_epoch == 0:
-                    self.model.on_epoch_start(self.epoch, self.context)
-                batches = self._epoch_batches(self.epoch)
-                progress = tqdm(total=len(batches), initial=self.step_in_epoch,
-                                disable=not (self.verbose and self.writes),
-                                desc=f"epoch {self.epoch + 1}/{self.max_epochs}", leave=False)
-                for indices in batches[self.step_in_epoch:]:
-                    started = time.perf_counter()
-                    share = distributed.shard(indices)
-                    batch = Batch(images=self._fetch(share), indices=share.to(self.device), epoch=self.epoch,
-                                  step=self.global_step, generator=self._step_generator())
-                    values = self._train_step(batch)
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    self.train_seconds += time.perf_counter() - started
-                    self.images_seen += indices.numel()
-                    self.global_step += 1
-                    self.step_in_epoch += 1
-                    throughput = self.images_seen / max(self.train_seconds, 1e-9)
-                    progress.update(1)
-                    if values:
-                        progress.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{throughput:.0f}")
-                    if values and self.global_step % log_every == 0:
-                        self.log.write("step", epoch=self.epoch, step=self.global_step,
-                                       lr=self.optimizer.param_groups[0]["lr"],
-                                       images_per_second=round(throughput, 1), **values)
-                    signalled, over_budget, checkpoint_due = self._agree(
-                        stop.reason is not None,
-                        budget_seconds is not None and self.train_seconds >= budget_seconds,
-                        time.perf_counter() - last_checkpoint >= checkpoint_seconds)
-                    if signalled:
-                        stop_reason = f"stopped by {stop.reason or 'a signal to another process'}"
-                    elif over_budget:
-                        stop_reason = f"time budget of {self.max_minutes} min reached"
-                    if stop_reason != "completed":
-                        break
-                    if checkpoint_due:
-                        self.save_checkpoint()
-                        last_checkpoint = time.perf_counter()
-                progress.close()
-                if self.step_in_epoch >= len(batches):
-                    self.epoch += 1
-                    self.step_in_epoch = 0
-                    if eval_every and self.epoch % eval_every == 0 and self.epoch < self.max_epochs:
-                        record = self.evaluate()
-                        if self.verbose and self.writes:
-                            tqdm.write(_format_metrics(f"epoch {self.epoch}", record))
-                    self.save_checkpoint()
-                    last_checkpoint = time.perf_counter()
+        with StopRequest() as stop:
+            while self.epoch < self.max_epochs and stop_reason is None:
+                stop_reason = self._run_epoch(stop)
             self.save_checkpoint()
+        stop_reason = stop_reason or "completed"
         self.log.write("stop", reason=stop_reason, epoch=self.epoch, step=self.global_step,
                        train_seconds=round(self.train_seconds, 2))
         return FitResult(epochs_completed=self.epoch, global_step=self.global_step,
-                         train_seconds=self.train_seconds,
-                         images_per_second=self.images_seen / max(self.train_seconds, 1e-9),
-                         stop_reason=stop_reason, history=self.history)
+                         train_seconds=self.train_seconds, images_per_second=self._images_per_second(),
+                         stop_reason=stop_reason, history=self.history, labels=self.predict())
 
+    def _run_epoch(self, stop: StopRequest) -> str | None:
+        """Train the rest of the current epoch; returns why training must stop, None to go on."""
+        if self.step_in_epoch == 0:
+            self.model.on_epoch_start(self.epoch, self.context)
+        batches = self._epoch_batches(self.epoch)
+        progress = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not (self.verbose and self.writes),
+                        desc=f"epoch {self.epoch + 1}/{self.max_epochs}", leave=False)
+        stop_reason = None
+        for indices in batches[self.step_in_epoch:]:
+            values = self._run_step(indices)
+            progress.update(1)
+            if values:
+                progress.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{self._images_per_second():.0f}")
+            stop_reason = self._end_step(values, stop)
+            if stop_reason is not None:
+                break
+        progress.close()
+        if self.step_in_epoch >= len(batches):
+            self._end_epoch()
+        return stop_reason
+
+    def _run_step(self, indices: torch.Tensor) -> dict[str, float]:
+        """Train on the batch of dataset ``indices`` (this process's share of it) and count it."""
+        started = time.perf_counter()
+        share = distributed.shard(indices)
+        batch = Batch(images=self._fetch(share), indices=share.to(self.device), epoch=self.epoch,
+                      step=self.global_step, generator=self._step_generator())
+        values = self._train_step(batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.train_seconds += time.perf_counter() - started
+        self.images_seen += indices.numel()
+        self.global_step += 1
+        self.step_in_epoch += 1
+        return values
+
+    def _end_step(self, values: dict[str, float], stop: StopRequest) -> str | None:
+        """After a step: log it when due, agree on stopping, checkpoint when due; returns the stop reason."""
+        if values and self.global_step % self.log_every == 0:
+            self.log.write("step", epoch=self.epoch, step=self.global_step, lr=self.optimizer.param_groups[0]["lr"],
+                           images_per_second=round(self._images_per_second(), 1), **values)
+        signalled, over_budget, checkpoint_due = self._agree(
+            stop.reason is not None,
+            self.budget_seconds is not None and self.train_seconds >= self.budget_seconds,
+            time.perf_counter() - self._last_checkpoint >= self.checkpoint_seconds)
+        if signalled:
+            return f"stopped by {stop.reason or 'a signal to another process'}"
+        if over_budget:
+            return f"time budget of {self.max_minutes} min reached"
+        if checkpoint_due:
+            self.save_checkpoint()
+        return None
+
+    def _end_epoch(self) -> None:
+        """After an epoch's last step: evaluate when due, then checkpoint."""
+        self.epoch += 1
+        self.step_in_epoch = 0
+        if self.eval_every and self.epoch % self.eval_every == 0 and self.epoch < self.max_epochs:
+            record = self.evaluate()
+            if self.verbose and self.writes:
+                tqdm.write(format_metrics(record, prefix=f"epoch {self.epoch}: "))
+        self.save_checkpoint()
 
     def _agree(self, *conditions: bool) -> list[bool]:
         """Each condition, true on every process when it holds on any (stops and checkpoints stay in step)."""
@@ -405,9 +344,3 @@ def _derived_seed(seed: int, purpose: str, number: int) -> int:
     """A well-mixed seed from the run's seed, a purpose and a number (the same in every process)."""
     purposes = {"process": 1, "step": 2}
     return int(np.random.SeedSequence([seed % 2**64, purposes[purpose], number]).generate_state(1)[0])
-
-
-def _format_metrics(prefix: str, metrics: dict) -> str:
-    shown = [f"{name.upper()} {metrics[name]:.4f}" for name in ("acc", "nmi", "ari") if name in metrics]
-    shown.append(f"clusters used {metrics.get('n_clusters_used')}")
-    return f"{prefix}: " + "  ".join(shown)

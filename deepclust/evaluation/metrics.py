@@ -18,7 +18,9 @@ __all__ = [
     "normalized_mutual_info",
     "adjusted_rand_index",
     "collapse_statistics",
+    "kl_to_prior",
     "evaluate_clustering",
+    "format_metrics",
 ]
 
 UNKNOWN_LABEL = -1
@@ -207,3 +209,10 @@ def evaluate_clustering(y_true: Any, y_pred: Any, n_clusters: int | None = None,
             out.update(acc=float("nan"), nmi=float("nan"), ari=float("nan"))
     out.update(collapse_statistics(p, n_clusters, prior))
     return out
+
+
+def format_metrics(metrics: dict, prefix: str = "") -> str:
+    """One line for people: ``prefix`` then ACC/NMI/ARI (those present) and the clusters used."""
+    shown = [f"{name.upper()} {metrics[name]:.4f}" for name in ("acc", "nmi", "ari") if name in metrics]
+    shown.append(f"clusters used {metrics.get('n_clusters_used')}")
+    return prefix + "  ".join(shown)

@@ -1,8 +1,10 @@
 """The collapse-prevention baselines HardReg is compared with (Mahon & Lukasiewicz, AAAI 2024,
 Sec. "Experiments", comparison methods), on the same encoder and Gaussian cluster cost d (B, K).
 
-Each returns an :class:`Assignment`: hard labels a (B,) and the scalar training loss. The
-weights (10, 0.1, 100) and the Sinkhorn settings are those of the reference implementation.
+Each baseline is an assignment rule and its objective in one, so, unlike the other losses, it is a
+function returning an :class:`Assignment`: the hard labels a (B,) and the scalar training loss
+(the rule is stated in docs/DEVELOPING.md, "Losses"). The weights (10, 0.1, 100) and the Sinkhorn
+settings are those of the reference implementation. See ``docs/methods/hardreg.md``.
 """
 from __future__ import annotations
 
@@ -11,15 +13,16 @@ from typing import NamedTuple
 import torch
 
 from deepclust.cluster import sinkhorn_knopp
+from deepclust.losses.assigned_cost import AssignedCostLoss
+
+_assigned_mean = AssignedCostLoss()
 
 
 class Assignment(NamedTuple):
+    """A batch's hard labels (B,) and the scalar loss that trains the encoder and the means."""
+
     labels: torch.Tensor
     loss: torch.Tensor
-
-
-def _assigned_mean(costs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return costs.gather(1, labels.view(-1, 1)).mean()
 
 
 def no_regulariser(costs: torch.Tensor) -> Assignment:
@@ -88,7 +91,7 @@ def neural_gas(costs: torch.Tensor, counts: torch.Tensor | None = None, temperat
 
         L = (1/B) Σ_i Σ_r exp(−r / T) · v_i(r),     a(i) = argmin_c v_ic.
 
-    The reference code squares v_i(r) inside the sum; the spec's formula (linear) is used here.
+    The reference code squares v_i(r) inside the sum; the linear form above is used here.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")

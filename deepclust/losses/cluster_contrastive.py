@@ -1,4 +1,7 @@
-"""Cluster-level contrastive loss of Contrastive Clustering, with its marginal-entropy term."""
+"""Cluster-level contrastive loss of Contrastive Clustering, with its marginal-entropy term.
+
+Used by the methods described in docs/methods/htcn.md and docs/methods/dchl.md.
+"""
 from __future__ import annotations
 
 import math

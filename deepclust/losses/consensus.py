@@ -1,4 +1,7 @@
-"""ConCURL's consensus consistency: randomly projected scores must predict the balanced targets."""
+"""ConCURL's consensus consistency: randomly projected scores must predict the balanced targets.
+
+Used by the method described in docs/methods/concurl.md.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,7 @@
-"""Hardness-aware self-distillation (HSD) of HaDis."""
+"""Hardness-aware self-distillation (HSD) of HaDis.
+
+Used by the method described in docs/methods/hadis.md.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,7 @@
-"""HTCN's cluster-level loss: online cluster assignments contrasted with the target's, view 3 the hub."""
+"""HTCN's cluster-level loss: online cluster assignments contrasted with the target's, view 3 the hub.
+
+Used by the method described in docs/methods/htcn.md.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence

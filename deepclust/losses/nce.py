@@ -1,10 +1,15 @@
-"""Non-parametric instance discrimination: NCE against a memory bank (ConCURL's exemplar consistency)."""
+"""Non-parametric instance discrimination: NCE against a memory bank (ConCURL's exemplar consistency).
+
+Used by the method described in docs/methods/concurl.md.
+"""
 from __future__ import annotations
 
 import math
 
 import torch
 from torch import nn
+
+from deepclust.module_state import resize_empty_buffers
 
 
 def nce_loss(probabilities: torch.Tensor, n_samples: int, eps: float = 1e-7) -> torch.Tensor:
@@ -114,9 +119,7 @@ class NCEMemoryBank(nn.Module):
         self.memory[indices] = torch.nn.functional.normalize(moved, dim=1)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        saved = state_dict.get(prefix + "memory")
-        if saved is not None and saved.shape != self.memory.shape:  # the bank is sized at fit time
-            self.memory = torch.empty_like(saved, device=self.memory.device)
+        resize_empty_buffers(self, state_dict, prefix)  # the bank is sized at fit time
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

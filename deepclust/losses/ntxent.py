@@ -1,4 +1,7 @@
-"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR."""
+"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR.
+
+Used by the method described in docs/methods/dchl.md.
+"""
 from __future__ import annotations
 
 import torch

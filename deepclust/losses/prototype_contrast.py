@@ -1,4 +1,7 @@
-"""Prototypical contrast (ProPos' prototype scattering loss), as used by HaDis."""
+"""Prototypical contrast (ProPos' prototype scattering loss), as used by HaDis.
+
+Used by the method described in docs/methods/hadis.md.
+"""
 from __future__ import annotations
 
 import torch

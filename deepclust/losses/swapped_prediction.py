@@ -1,4 +1,7 @@
-"""SwAV's swapped prediction: each view's scores predict the other view's balanced targets."""
+"""SwAV's swapped prediction: each view's scores predict the other view's balanced targets.
+
+Used by the method described in docs/methods/concurl.md.
+"""
 from __future__ import annotations
 
 import torch

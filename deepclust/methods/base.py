@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.metaestimators import available_if
 
 from deepclust._version import __version__
-from deepclust.data import ImageDataset, from_arrays, load_dataset
+from deepclust.data import ImageDataset, from_arrays, load_dataset, write_source
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
 from deepclust.engine import distributed
 from deepclust.engine.config import deep_merge, dump_config, list_presets, preset_config, read_config_file
@@ -139,11 +139,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         return config
 
     def _build_model(self, config: dict, n_clusters: int, input_shape, mean, std) -> ClusteringModel:
-        model = self.model_class(config, n_clusters, input_shape, mean=mean, std=std)
-        backbone = getattr(model, "backbone", None)
-        if backbone is not None and hasattr(backbone, "check_input"):
-            backbone.check_input((input_shape[0], model.image_size, model.image_size))
-        return model
+        return self.model_class(config, n_clusters, input_shape, mean=mean, std=std)
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -165,6 +161,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         if out_dir is not None and writes:
             dump_config({"method": self.method_name, "n_clusters": n_clusters, "seed": self.seed,
                          "dataset": dataset.name, **config}, out_dir / "config.yaml")
+            write_source(out_dir, dataset)
         images = torch.from_numpy(dataset.images)
         trainer = Trainer(
             model, images, config, device=device, seed=self.seed, labels=dataset.labels, out_dir=out_dir,
@@ -179,8 +176,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         self.device_ = device
         self.fit_result_ = result
         self.history_ = result.history
-        self.labels_ = predict_labels(model, trainer.images, trainer.eval_batch_size, device,
-                                      refit=True, amp=trainer.amp, seed=self.seed)
+        self.labels_ = result.labels
         self.metrics_ = {
             **evaluate_clustering(dataset.labels, self.labels_, n_clusters),
             "method": self.method_name, "dataset": dataset.name, "n_samples": len(dataset),
@@ -190,10 +186,16 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             "images_per_second": round(result.images_per_second, 1),
             "stop_reason": result.stop_reason, "device": str(device),
         }
+        self.metrics_.update(self.extra_metrics(self.labels_))
         if out_dir is not None and writes:
             self.save(out_dir / "model.pt")
             write_metrics(out_dir, self.metrics_)
         return self
+
+    def extra_metrics(self, labels: np.ndarray) -> dict:
+        """Method-specific entries of ``metrics_`` (and metrics.json) for the final ``labels``; they
+        may replace the common ones. Called at the end of ``fit`` with ``model_`` in place."""
+        return {}
 
     # --- inference --------------------------------------------------------------------------
     def _check_fitted(self) -> None:

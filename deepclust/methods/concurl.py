@@ -1,7 +1,8 @@
 """ConCURL: Consensus Clustering using Unsupervised Representation Learning.
 
 Deshmukh, Regatti, Manavoglu, Dogan, "Representation Learning for Clustering via Building
-Consensus" (Machine Learning journal; arXiv 2105.01289); spec ``/work/shared/specs/concurl.md``.
+Consensus" (Machine Learning journal; arXiv 2105.01289). The method, its presets and its known
+deviations: ``docs/methods/concurl.md``.
 
 Three consistencies are trained together on two augmented views x1, x2 of a batch:
 
@@ -17,9 +18,9 @@ head outputs and indices of the batch are gathered: Sinkhorn balances, and the N
 memory-bank updates use, the global batch (every process updates its bank identically), and
 the noise rows come from the step's shared generator. Labels: k-means (K clusters)
 on one embedding of the clean images, chosen by ``inference.embedding`` — ``codes`` (s, the
-default: the space the population and consensus losses shape; in the Fashion-MNIST tuning runs
-k-means on s reached ACC 0.63 against 0.61 on u and 0.52 on h), ``projection`` (normalise(u)),
-``nce`` (e) or ``backbone`` (the feature h); the paper reports the best of them — or, with
+default: the space the population and consensus losses shape; the comparison that chose it is
+benchmarks/results/concurl-embedding-choice.md), ``projection`` (normalise(u)), ``nce`` (e) or
+``backbone`` (the feature h); the paper reports the best of them — or, with
 ``inference.labels: argmax``, the argmax of s.
 """
 from __future__ import annotations
@@ -29,14 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepclust.augment.core import autocast_off
-from deepclust.cluster import sinkhorn_knopp
-from deepclust.cluster.random_projection import RandomProjections
+from deepclust.cluster import RandomProjections, sinkhorn_knopp
 from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
 from deepclust.heads import mlp
-from deepclust.losses.consensus import ConsensusLoss
-from deepclust.losses.nce import NCEMemoryBank
-from deepclust.losses.swapped_prediction import SwappedPredictionLoss
+from deepclust.losses import ConsensusLoss, NCEMemoryBank, SwappedPredictionLoss
 from deepclust.methods.base import DeepClusterer
 from deepclust.methods.registry import register_method
 

@@ -1,15 +1,18 @@
-"""DCHL: Deep Clustering with Hybrid-Grained Contrastive and Discriminative Learning."""
+"""DCHL: Deep Clustering with Hybrid-Grained Contrastive and Discriminative Learning.
+
+The method, its presets and its known deviations: ``docs/methods/dchl.md``.
+"""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepclust.cluster import seeded_batch_kmeans
 from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel
 from deepclust.heads import cluster_head, mlp
-from deepclust.losses import ClusterContrastiveLoss, NTXentLoss
-from deepclust.losses.instance_group import InstanceGroupLoss, seeded_batch_kmeans
+from deepclust.losses import ClusterContrastiveLoss, InstanceGroupLoss, NTXentLoss
 from deepclust.methods.base import DeepClusterer
 from deepclust.methods.registry import register_method
 
@@ -24,7 +27,7 @@ class DCHLModel(ClusteringModel):
         + w_self_group·L_self(g; groups) + w_cross_group·L_cross(z; groups),
 
     where the groups are found by k-means inside the batch on g1 and on g2 separately (M groups,
-    seeded by the first M rows; see :func:`~deepclust.losses.instance_group.seeded_batch_kmeans`,
+    seeded by the first M rows; see :func:`~deepclust.cluster.batch_kmeans.seeded_batch_kmeans`,
     which also documents M > B). Labels are the argmax of c on un-augmented images; ``embed``
     returns the backbone feature h.
 

@@ -1,4 +1,7 @@
-"""HaDis: deep clustering with diffused sampling and hardness-aware self-distillation."""
+"""HaDis: deep clustering with diffused sampling and hardness-aware self-distillation.
+
+The method, its presets and its known deviations: ``docs/methods/hadis.md``.
+"""
 from __future__ import annotations
 
 import torch
@@ -6,14 +9,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepclust.cluster import kmeans
-from deepclust.engine import Batch, ClusteringModel, TrainingContext, cosine_momentum, ema_update, make_target
+from deepclust.engine import (
+    Batch, ClusteringModel, TrainingContext, check_momentum_schedule, ema_update, evaluation_mode, make_target,
+    scheduled_momentum,
+)
 from deepclust.engine.distributed import broadcast_, gather
 from deepclust.heads import mlp
-from deepclust.losses.diffused_alignment import diffuse, diffused_alignment_loss
-from deepclust.losses.hardness_distillation import HardnessAwareDistillationLoss
-from deepclust.losses.prototype_contrast import PrototypeContrastLoss
+from deepclust.losses import DiffusedAlignmentLoss, HardnessAwareDistillationLoss, PrototypeContrastLoss
 from deepclust.methods.base import DeepClusterer
 from deepclust.methods.registry import register_method
+
+
+def diffuse(latent: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The diffused sample q̃ = q + ε, ε ~ N(0, σ² I) (HaDis, Zhang & Huang, arXiv 2401.14038, DSA).
+
+    ``std`` = σ (``latent_std``, 0.001 in the paper's configurations); σ = 0 returns ``latent`` itself.
+    ε is drawn from ``generator`` (torch's global stream when None).
+    """
+    if std < 0:
+        raise ValueError(f"latent_std must be >= 0, got {std}")
+    if std == 0:
+        return latent
+    return latent + std * torch.randn(latent.shape, generator=generator, device=latent.device, dtype=latent.dtype)
 
 
 def init_predictor(predictor: nn.Module) -> None:
@@ -46,6 +63,7 @@ class HaDisModel(ClusteringModel):
     def __init__(self, config, n_clusters, input_shape, mean=None, std=None):
         super().__init__(config, n_clusters, input_shape, mean, std)
         options = config["method"]
+        check_momentum_schedule(options["momentum_schedule"])
         self.options = options
         self.backbone = self.make_backbone()
         feature_dim = int(options["feature_dim"])
@@ -58,6 +76,7 @@ class HaDisModel(ClusteringModel):
             self.views = nn.ModuleList([self.make_augmentation(view=0), self.make_augmentation(view=1)])
         else:
             self.views = nn.ModuleList([self.make_augmentation()])
+        self.alignment = DiffusedAlignmentLoss()
         self.hsd = HardnessAwareDistillationLoss(float(options["hsd_temperature"]))
         self.prototype_contrast = PrototypeContrastLoss(n_clusters, float(options["temperature"]))
         self.register_buffer("pseudo_labels", torch.zeros(0, dtype=torch.long))
@@ -85,7 +104,7 @@ class HaDisModel(ClusteringModel):
         align = hsd = proto = 0.0
         for a, b in directions:
             prediction = self.predictor(diffuse(online[a], latent_std, batch.generator))
-            align = align + diffused_alignment_loss(prediction, targets[b])
+            align = align + self.alignment(prediction, targets[b])
             hsd = hsd + self.hsd(targets[b], prediction)
             proto = proto + self.prototype_contrast(online[a], targets[b], labels)
         align, hsd, proto = (term / len(directions) for term in (align, hsd, proto))
@@ -99,21 +118,16 @@ class HaDisModel(ClusteringModel):
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, context: TrainingContext) -> None:
         """Pseudo-labels: k-means (k-means++, cosine) on the target embeddings of the whole dataset."""
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation_mode(self):
             embeddings = context.map_dataset(self.embed).to(context.device)
-        finally:
-            self.train(was_training)
         result = kmeans(embeddings, self.n_clusters, n_init=int(self.options["kmeans_restarts"]),
                         max_iter=int(self.options["kmeans_max_iter"]), tol=float(self.options["kmeans_tol"]),
                         metric="cosine", seed=int(self.options["kmeans_seed"]))
         self.pseudo_labels = broadcast_(result.labels.to(self.pseudo_labels.device))
 
     def on_after_step(self, global_step: int, context: TrainingContext) -> None:
-        momentum = float(self.options["momentum_base"])
-        if self.options["momentum_cosine"]:
-            momentum = cosine_momentum(momentum, global_step + 1, context.total_steps)
+        momentum = scheduled_momentum(float(self.options["momentum_base"]), self.options["momentum_schedule"],
+                                      global_step + 1, context.total_steps)
         ema_update(self.target_backbone, self.backbone, momentum)
         ema_update(self.target_projector, self.projector, momentum)
 
@@ -121,12 +135,6 @@ class HaDisModel(ClusteringModel):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """normalise(g_k(f_k(x))): the target branch's normalised embedding of un-augmented images."""
         return self._target_embedding(self.eval_transform(images))
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # the pseudo-label buffer is empty until the first epoch starts: take the saved size
-        if "pseudo_labels" in state_dict:
-            self.pseudo_labels = torch.empty_like(state_dict["pseudo_labels"], device=self.pseudo_labels.device)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 @register_method("hadis")

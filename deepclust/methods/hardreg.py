@@ -3,7 +3,7 @@
 Mahon & Lukasiewicz, "Hard Regularization to Prevent Deep Online Clustering Collapse without Data
 Augmentation", AAAI 2024. An encoder φ maps each input to z ∈ R^nz; cluster c is a Gaussian with a
 learned mean μ_c and a fixed isotropic covariance σI; the cost d_ic is the negative log-likelihood
-(:func:`~deepclust.losses.hard_assignment.gaussian_cost`). Every batch is assigned greedily with the
+(:func:`~deepclust.cluster.hard_assignment.gaussian_cost`). Every batch is assigned greedily with the
 penalty log(n_c + 1) on the running batch counts (minus log π_c with a prior), which prevents
 collapse without augmentation; the loss is the mean assigned cost, back-propagated into φ and μ.
 
@@ -12,34 +12,35 @@ collapse without augmentation; the loss is the mean assigned cost, back-propagat
 ng, ckm.
 
 Inputs: images through any image backbone ('lenet' is the paper's 'simp' encoder), or sensor
-windows stored as (C, 1, L) arrays (``deepclust.data.realdisp``) through ``conv1d``.
+windows stored as (C, 1, L) arrays (``deepclust.data.realdisp``) through ``conv1d``. The method, its
+presets and its known deviations: ``docs/methods/hardreg.md``.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from deepclust.augment import Normalize, to_float
+from deepclust.cluster import gaussian_cost, hard_regularised_assignment
 from deepclust.data.imbalance import imbalance_prior
 from deepclust.engine.config import ConfigError, deep_merge
-from deepclust.engine.distributed import gather, is_main_process
+from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
+from deepclust.module_state import evaluation_mode
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
-from deepclust.engine.trainer import NonFiniteLossError
+from deepclust.engine.step import amp_enabled, train_batch
 from deepclust.evaluation import kl_to_prior
-from deepclust.losses.assignment_baselines import (
-    Assignment, kl_regulariser, kmeans_objective, neural_gas, no_regulariser, sinkhorn_regulariser,
-    variance_regulariser,
+from deepclust.losses import (
+    AssignedCostLoss, Assignment, kl_regulariser, kmeans_objective, neural_gas, no_regulariser,
+    sinkhorn_regulariser, variance_regulariser,
 )
-from deepclust.losses.hard_assignment import assigned_cost, gaussian_cost, hard_regularised_assignment
-from deepclust.methods.base import DeepClusterer, check_n_clusters, to_dataset, write_metrics
+from deepclust.methods.base import DeepClusterer, check_n_clusters, to_dataset
 from deepclust.methods.registry import register_method
 
-REGULARISERS = ("hard", "no_reg", "var", "var_improved", "kl", "kl_cent", "sinkhorn", "ng", "ckm")
 WINDOW_BACKBONES = ("conv1d",)
 #: Backbones whose last layer is linear: their ``feature_dim`` is the latent size nz unless set.
 LATENT_BACKBONES = ("lenet", "mlp")
@@ -60,6 +61,33 @@ def resolve_prior(prior, n_clusters: int) -> np.ndarray | None:
     if weights.shape != (n_clusters,) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
         raise ConfigError(f"method.prior must hold n_clusters={n_clusters} positive weights, got {prior!r}")
     return weights / weights.sum()
+
+
+def _hard_assignment(model: HardRegModel, z, costs, counts) -> Assignment:
+    labels, _ = hard_regularised_assignment(costs, counts, model.log_prior)
+    return Assignment(labels, model.assigned_cost(costs, labels))
+
+
+def _sinkhorn_assignment(model: HardRegModel, z, costs, counts) -> Assignment:
+    options = model.config["method"]
+    return sinkhorn_regulariser(costs, epsilon=float(options["sinkhorn_epsilon"]),
+                                n_iters=int(options["sinkhorn_iterations"]), pick=options["sinkhorn_pick"])
+
+
+#: ``method.regulariser`` → the batch's assignment and loss, from (model, codes z, costs, counts n_c).
+ASSIGNMENT_RULES: dict[str, Callable[..., Assignment]] = {
+    "hard": _hard_assignment,
+    "no_reg": lambda model, z, costs, counts: no_regulariser(costs),
+    "var": lambda model, z, costs, counts: variance_regulariser(costs, improved=False),
+    "var_improved": lambda model, z, costs, counts: variance_regulariser(costs, improved=True),
+    "kl": lambda model, z, costs, counts: kl_regulariser(costs, centroid_term=False),
+    "kl_cent": lambda model, z, costs, counts: kl_regulariser(costs, centroid_term=True),
+    "sinkhorn": _sinkhorn_assignment,
+    "ng": lambda model, z, costs, counts: neural_gas(costs, counts,
+                                                     temperature=float(model.config["method"]["ng_temperature"])),
+    "ckm": lambda model, z, costs, counts: kmeans_objective(z, model.means),
+}
+REGULARISERS = tuple(ASSIGNMENT_RULES)
 
 
 class HardRegModel(ClusteringModel):
@@ -87,8 +115,6 @@ class HardRegModel(ClusteringModel):
                              f"arrays (deepclust.data.realdisp), got samples of shape {self.input_shape}")
         backbone = self.make_backbone()
         channels = self.input_shape[0]
-        backbone.check_input((channels, self.image_size) if self.windows
-                             else (channels, self.image_size, self.image_size))
         self.encoder = backbone if backbone.feature_dim == self.nz else \
             nn.Sequential(backbone, nn.Linear(backbone.feature_dim, self.nz))
         constants = options["input_normalisation"]
@@ -97,6 +123,7 @@ class HardRegModel(ClusteringModel):
         self.input_normalisation = nn.Identity() if constants is None else \
             Normalize(constants[0], constants[1], channels, owner="method.input_normalisation")
         self.means = nn.Parameter(torch.randn(n_clusters, self.nz))
+        self.assigned_cost = AssignedCostLoss()
         prior = resolve_prior(options["prior"], n_clusters)
         self.prior = prior
         self.register_buffer("log_prior", None if prior is None else torch.from_numpy(np.log(prior)))
@@ -117,33 +144,15 @@ class HardRegModel(ClusteringModel):
         return gaussian_cost(self.embed(images), self.means, self.sigma)
 
     # --- training -----------------------------------------------------------------------------
-    def _assign(self, z: torch.Tensor, costs: torch.Tensor, counts: torch.Tensor) -> Assignment:
-        options = self.config["method"]
-        if self.regulariser == "hard":
-            labels, _ = hard_regularised_assignment(costs, counts, self.log_prior)
-            return Assignment(labels, assigned_cost(costs, labels))
-        if self.regulariser == "no_reg":
-            return no_regulariser(costs)
-        if self.regulariser in ("var", "var_improved"):
-            return variance_regulariser(costs, improved=self.regulariser == "var_improved")
-        if self.regulariser in ("kl", "kl_cent"):
-            return kl_regulariser(costs, centroid_term=self.regulariser == "kl_cent")
-        if self.regulariser == "sinkhorn":
-            return sinkhorn_regulariser(costs, epsilon=float(options["sinkhorn_epsilon"]),
-                                        n_iters=int(options["sinkhorn_iterations"]), pick=options["sinkhorn_pick"])
-        if self.regulariser == "ng":
-            return neural_gas(costs, counts, temperature=float(options["ng_temperature"]))
-        return kmeans_objective(z, self.means)
-
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         z = gather(self.embed(batch.images))  # the assignment is regularised over the global batch
         costs = gaussian_cost(z, self.means, self.sigma)
         counts = self.counts if self.keep_scores else torch.zeros_like(self.counts)
-        labels, loss = self._assign(z, costs, counts)
+        labels, loss = ASSIGNMENT_RULES[self.regulariser](self, z, costs, counts)
         if self.keep_scores:
             self.counts = counts + torch.bincount(labels, minlength=self.n_clusters)
         self.last_assignments = labels.detach()
-        return {"loss": loss, "assigned_cost": assigned_cost(costs.detach(), labels),
+        return {"loss": loss, "assigned_cost": self.assigned_cost(costs.detach(), labels),
                 "batch_clusters_used": torch.tensor(float(labels.unique().numel()))}
 
     def parameter_groups(self) -> list[dict]:
@@ -155,10 +164,8 @@ class HardRegModel(ClusteringModel):
         """Warm start: the means become the codes of the first K inputs (encoder in eval mode)."""
         if images.shape[0] < self.n_clusters:
             raise ValueError(f"warm start needs at least n_clusters={self.n_clusters} inputs, got {images.shape[0]}")
-        was_training = self.training
-        self.eval()
-        self.means.copy_(self.embed(images[: self.n_clusters]).float())
-        self.train(was_training)
+        with evaluation_mode(self):
+            self.means.copy_(self.embed(images[: self.n_clusters]).float())
 
     def on_fit_start(self, context: TrainingContext) -> None:
         if self.config["method"]["warm_start"]:
@@ -197,13 +204,11 @@ class HardReg(DeepClusterer):
 
     model_class = HardRegModel
 
-    def fit(self, X, y=None):
-        super().fit(X, y)
-        if self.model_.prior is not None:  # KL* against the prior the method was given
-            self.metrics_["kl_star"] = kl_to_prior(self.labels_, self.model_.n_clusters, self.model_.prior)
-            if self.out_dir is not None and is_main_process():
-                write_metrics(Path(self.out_dir), self.metrics_)
-        return self
+    def extra_metrics(self, labels: np.ndarray) -> dict:
+        """With a prior, KL* is measured against the prior the method was given."""
+        if self.model_.prior is None:
+            return {}
+        return {"kl_star": kl_to_prior(labels, self.model_.n_clusters, self.model_.prior)}
 
     def _start_online(self, dataset) -> None:
         n_clusters = check_n_clusters(self.n_clusters, len(dataset))
@@ -219,19 +224,21 @@ class HardReg(DeepClusterer):
             self.model_.initialise_means(to_float(torch.from_numpy(dataset.images).to(self.device_)))
 
     def partial_fit(self, X, y=None):
-        """One online update from the batch ``X``; its training assignments go to ``labels_``."""
+        """One online update from the batch ``X``; its training assignments go to ``labels_``.
+
+        The update is the engine's (:func:`~deepclust.engine.step.train_batch`): ``training.amp``
+        and ``training.grad_clip`` apply, and a non-finite loss or gradient raises before the weights change.
+        """
         if not hasattr(self, "model_"):
             self._start_online(to_dataset(X, y, self.data_root))
         images = to_float(self._images(X).to(self.device_))
         model = self.model_.train()
-        outputs = model.training_step(Batch(images=images, indices=torch.arange(len(images), device=self.device_),
-                                            epoch=0, step=self.n_batches_seen_))
-        if not torch.isfinite(outputs["loss"]):
-            raise NonFiniteLossError(f"non-finite loss {float(outputs['loss'])} in partial_fit batch "
-                                     f"{self.n_batches_seen_}")
-        self.optimizer_.zero_grad(set_to_none=True)
-        outputs["loss"].backward()
-        self.optimizer_.step()
+        batch = Batch(images=images, indices=torch.arange(len(images), device=self.device_), epoch=0,
+                      step=self.n_batches_seen_)
+        training = self.config_["training"]
+        train_batch(model.training_step, batch, self.optimizer_, model.parameters(),
+                    amp=amp_enabled(training, self.device_), grad_clip=training.get("grad_clip"),
+                    where=f"in partial_fit batch {self.n_batches_seen_}")
         self.n_batches_seen_ += 1
         self.labels_ = model.last_assignments.cpu().numpy()
         return self

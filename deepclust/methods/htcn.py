@@ -1,19 +1,19 @@
-"""HTCN: Heterogeneous Tri-stream Clustering Network (Deng, Huang, Wang, Neural Processing Letters 2023)."""
+"""HTCN: Heterogeneous Tri-stream Clustering Network (Deng, Huang, Wang, Neural Processing Letters 2023).
+
+The method, its presets and its known deviations: ``docs/methods/htcn.md``.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from deepclust.engine import ClusteringModel, cosine_momentum, ema_update, make_target
+from deepclust.engine import ClusteringModel, check_momentum_schedule, ema_update, make_target, scheduled_momentum
 from deepclust.engine.config import ConfigError
 from deepclust.engine.distributed import gather
 from deepclust.heads import cluster_head, mlp
-from deepclust.losses.htcn_cluster_consistency import HubClusterConsistencyLoss
-from deepclust.losses.htcn_hub_prediction import hub_prediction_loss
+from deepclust.losses import HubClusterConsistencyLoss, HubPredictionLoss
 from deepclust.methods.base import DeepClusterer
 from deepclust.methods.registry import register_method
-
-MOMENTUM_SCHEDULES = ("constant", "cosine")
 
 
 class HTCNStream(nn.Module):
@@ -42,7 +42,7 @@ class HTCNModel(ClusteringModel):
     online network (z_v, predictor output p_v = q(z_v), cluster assignment o_v) — views 1 and 2 are
     the two online streams, view 3 the hub — and, without gradient, through the target network
     (t_v, s_v). The loss is ``instance_weight`` · L_ins + ``cluster_weight`` · L_clu (see
-    :func:`~deepclust.losses.htcn_hub_prediction.hub_prediction_loss` and
+    :class:`~deepclust.losses.htcn_hub_prediction.HubPredictionLoss` and
     :class:`~deepclust.losses.htcn_cluster_consistency.HubClusterConsistencyLoss`).
 
     After every optimizer step the target's parameters move to β·θ' + (1 − β)·θ (buffers untouched:
@@ -64,10 +64,7 @@ class HTCNModel(ClusteringModel):
     def __init__(self, config, n_clusters, input_shape, mean=None, std=None):
         super().__init__(config, n_clusters, input_shape, mean, std)
         options = config["method"]
-        schedule = options["momentum_schedule"]
-        if schedule not in MOMENTUM_SCHEDULES:
-            raise ConfigError(f"method.momentum_schedule must be one of {', '.join(MOMENTUM_SCHEDULES)}, "
-                              f"got {schedule!r}")
+        schedule = check_momentum_schedule(options["momentum_schedule"])
         momentum = float(options["momentum"])
         if not 0.0 <= momentum <= 1.0:
             raise ConfigError(f"method.momentum must be in [0, 1], got {momentum}")
@@ -86,13 +83,9 @@ class HTCNModel(ClusteringModel):
         self.predictor = mlp([projection_dim, int(options["predictor_hidden"]), projection_dim])
         self.target = make_target(self.online)
         self.augment = self.make_augmentation()
+        self.instance_loss = HubPredictionLoss()
         self.cluster_loss = HubClusterConsistencyLoss(float(options["cluster_temperature"]),
                                                       float(options["entropy_weight"]))
-
-    @property
-    def backbone(self) -> nn.Module:
-        """The online backbone (the estimator checks input shapes against it)."""
-        return self.online.backbone
 
     # --- training -------------------------------------------------------------------------
     def training_step(self, batch):
@@ -102,16 +95,14 @@ class HTCNModel(ClusteringModel):
         assignments = [gather(assignment) for assignment in assignments]
         with torch.no_grad():
             target_projections, target_assignments = zip(*(map(gather, self.target(view)) for view in views))
-        instance = hub_prediction_loss(predictions, target_projections)
+        instance = self.instance_loss(predictions, target_projections)
         cluster = self.cluster_loss(assignments, target_assignments)
         loss = self.instance_weight * instance + self.cluster_weight * cluster
         return {"loss": loss, "instance": instance, "cluster": cluster}
 
     def current_momentum(self, global_step: int, total_steps: int) -> float:
         """β after optimizer step ``global_step`` (0-based) of ``total_steps``."""
-        if self.momentum_schedule == "cosine":
-            return cosine_momentum(self.momentum, global_step + 1, total_steps)
-        return self.momentum
+        return scheduled_momentum(self.momentum, self.momentum_schedule, global_step + 1, total_steps)
 
     def on_after_step(self, global_step, context):
         ema_update(self.target, self.online, self.current_momentum(global_step, context.total_steps))

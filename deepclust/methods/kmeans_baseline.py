@@ -12,6 +12,7 @@ from deepclust._version import __version__
 from deepclust.augment import build_eval_transform
 from deepclust.backbones import build_backbone
 from deepclust.cluster import assign, kmeans
+from deepclust.data import write_source
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_atomic
 from deepclust.engine.inference import map_images
 from deepclust.engine.runtime import resolve_device, seed_everything
@@ -84,6 +85,7 @@ class KMeansBaseline(ClusterMixin, BaseEstimator):
         if out_dir is not None:
             self.save(out_dir / "model.pt")
             write_metrics(out_dir, self.metrics_)
+            write_source(out_dir, dataset)
         return self
 
     def _check_fitted(self):

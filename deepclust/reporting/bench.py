@@ -3,13 +3,12 @@
 Each deep method is trained with its ``cpu-fashion-mnist`` preset (or ``preset``) under a
 wall-clock budget of ``budget_minutes`` per run; the baselines are k-means on pixels and k-means
 on the features of a randomly initialised backbone. Every run keeps its folder (config, log,
-metrics, model) under ``runs_dir``; the table is rewritten after every run, so an interrupted
-benchmark still leaves the finished rows.
+metrics, model, data.json) under ``runs_dir``; the table is rewritten after every run, so an
+interrupted benchmark still leaves the finished rows.
 """
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import platform
 import time
@@ -18,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
-from deepclust.data import ImageDataset, load_dataset
+from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.runtime import resolve_device
 from deepclust.methods import DeepClusterer, get_method, list_methods
 from deepclust.reporting.memory import PeakMemory
@@ -29,8 +27,6 @@ from deepclust.reporting.table import write_results
 
 DEFAULT_PRESET = "cpu-fashion-mnist"
 BASELINE_METHOD = "kmeans"
-#: The file a benchmark run folder gets so ``deepclust report`` finds the same data again.
-DATA_FILE = "data.json"
 
 
 @dataclass
@@ -83,34 +79,15 @@ def machine_description(device: torch.device) -> str:
            f"{torch.get_num_threads()} torch threads, torch {torch.__version__})"
 
 
-def load_data(name: str, root: str | None, split: str, imbalance: int = 0, seed: int = 0) -> ImageDataset:
-    """``load_dataset``, with HardReg's class-imbalance protocol when ``imbalance`` is 1-3."""
-    if imbalance:
-        return load_dataset(name, root=root, split=split, imbalance=imbalance, seed=seed)
-    return load_dataset(name, root=root, split=split)
-
-
 def load_bench_data(settings: BenchSettings) -> ImageDataset:
-    dataset = load_data(settings.dataset, settings.data_root, settings.split, settings.imbalance,
-                        settings.subset_seed)
-    if settings.subset is not None:
-        if not 1 <= settings.subset <= len(dataset):
-            raise ValueError(f"--subset must be between 1 and {len(dataset)}, got {settings.subset}")
-        order = np.random.default_rng(settings.subset_seed).permutation(len(dataset))[: settings.subset]
-        dataset = dataset.subset(np.sort(order))
-    return dataset
+    """The benchmark's data: imbalance draw and subset draw both seeded with ``subset_seed``."""
+    dataset = load_dataset(settings.dataset, root=settings.data_root, split=settings.split,
+                           imbalance=settings.imbalance, seed=settings.subset_seed)
+    return dataset if settings.subset is None else dataset.sample(settings.subset, settings.subset_seed)
 
 
 def _accepted(cls) -> set[str]:
     return set(inspect.signature(cls.__init__).parameters) - {"self"}
-
-
-def _write_data_file(run_dir: Path, settings: BenchSettings) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / DATA_FILE).write_text(json.dumps({
-        "dataset": settings.dataset, "split": settings.split, "subset": settings.subset,
-        "subset_seed": settings.subset_seed, "imbalance": settings.imbalance,
-        "data_root": settings.data_root}, indent=2) + "\n")
 
 
 def _error_note(error: BaseException) -> str:
@@ -133,7 +110,7 @@ def run_deep_method(name: str, dataset: ImageDataset, seed: int, settings: Bench
         return {**record, "status": "skipped", "note": f"estimator takes no {', '.join(sorted(missing))}"}
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
                     device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose)
-    _write_data_file(run_dir, settings)
+    write_source(run_dir, dataset)
     with PeakMemory(device) as peak:
         estimator.fit(dataset)
     metrics = estimator.metrics_
@@ -160,7 +137,7 @@ def run_baseline(features: str, dataset: ImageDataset, seed: int, settings: Benc
     cls = get_method(BASELINE_METHOD)
     estimator = cls(n_clusters=n_clusters, features=features, n_init=settings.kmeans_n_init,
                     image_size=settings.baseline_image_size, device=str(device), seed=seed, out_dir=str(run_dir))
-    _write_data_file(run_dir, settings)
+    write_source(run_dir, dataset)
     with PeakMemory(device) as peak:
         estimator.fit(dataset)
     metrics = estimator.metrics_

@@ -10,8 +10,10 @@ The page holds the run's metrics and configuration and these PNGs (each written 
 - ``cluster_sizes.png``: images per cluster;
 - ``cluster_samples.png``: ``samples_per_cluster`` random images of every cluster.
 
-The model is loaded with :func:`deepclust.methods.load_estimator`; the data is the dataset named in
-the run (``data.json`` of a benchmark run, else ``config.yaml``/``metrics.json``), or the one given.
+The model is loaded with :func:`deepclust.methods.load_estimator`; the data is the one the run's
+``data.json`` records (:func:`deepclust.data.load_source` loads the same images again), or the one
+given. Run folders older than ``data.json`` fall back to the dataset named in ``config.yaml`` /
+``metrics.json``, with the split or seeded subset of the run's size.
 """
 from __future__ import annotations
 
@@ -21,15 +23,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
 
-from deepclust.data import ImageDataset
+from deepclust.data import SOURCE_FILE, ImageDataset, load_source, read_source
 from deepclust.evaluation import evaluate_clustering, hungarian_mapping
 from deepclust.methods import load_estimator
 from deepclust.reporting import plots
-from deepclust.reporting.bench import DATA_FILE, load_data
 
 #: Keys of a ``step`` event that are not loss terms.
 STEP_FIELDS = {"event", "time", "epoch", "step", "lr", "images_per_second"}
@@ -79,8 +81,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
         run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
     if (path / "metrics.json").is_file():
         run.metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    if (path / DATA_FILE).is_file():
-        run.data = json.loads((path / DATA_FILE).read_text(encoding="utf-8"))
+    run.data = read_source(path) or {}
     log = path / "log.jsonl"
     if log.is_file():
         run.has_log = True
@@ -101,48 +102,63 @@ def read_run(run_dir: str | Path) -> RunFiles:
 
 def resolve_dataset(run: RunFiles, options: ReportOptions, run_seed: int) -> tuple[ImageDataset, list[str], bool]:
     """The dataset to report on, notes on how it was found, and whether it is the run's own data."""
-    notes = []
     if options.dataset:
-        name, split, subset = options.dataset, options.split, options.subset
-        subset_seed = options.subset_seed if options.subset_seed is not None else run_seed
-        root, imbalance = options.data_root, options.imbalance
-        own = False
-    elif run.data:
-        name, split, subset = run.data["dataset"], run.data.get("split", "all"), run.data.get("subset")
-        subset_seed = run.data.get("subset_seed", 0)
-        root = options.data_root or run.data.get("data_root")
-        imbalance = run.data.get("imbalance", 0)
-        own = True
-    else:
-        name = run.config.get("dataset") or run.metrics.get("dataset")
-        if not name:
-            raise ValueError(f"{run.path} names no dataset (no config.yaml/metrics.json with 'dataset'); give --dataset")
-        split, root, imbalance, own = options.split, options.data_root, options.imbalance, True
-        subset = options.subset
-        subset_seed = options.subset_seed if options.subset_seed is not None else run_seed
-    dataset = load_data(name, root, split, imbalance, subset_seed)
+        return load_source(_given_source(options.dataset, options, run_seed)), [], False
+    if not run.data:
+        return (*_data_of_old_run(run, options, run_seed), True)
+    if run.data.get("dataset") is None:
+        raise ValueError(f"{run.path / SOURCE_FILE}: the run was fitted on data of kind {run.data.get('kind')!r}, "
+                         "not a dataset loaded by name, so it cannot be loaded again; give --dataset")
+    dataset = load_source(run.data, data_root=options.data_root)
+    notes = []
+    if run.data.get("subset") is not None:
+        notes.append(_subset_note(_pool_name(run.data), run.data["subset"], run.data.get("subset_of"),
+                                  run.data.get("subset_seed", 0), f" (as the run's {SOURCE_FILE} records)"))
+    return dataset, notes, True
+
+
+def _given_source(name: str, options: ReportOptions, run_seed: int) -> dict:
+    """The source record of ``name`` with the data options of the command line; both draws seeded with
+    ``--subset-seed``, by default the run's seed."""
+    seed = options.subset_seed if options.subset_seed is not None else run_seed
+    return {"dataset": name, "split": options.split, "data_root": options.data_root, "imbalance": options.imbalance,
+            "imbalance_seed": seed, "subset": options.subset, "subset_seed": seed}
+
+
+def _pool_name(source: dict) -> str:
+    imbalance = source.get("imbalance")
+    return source["dataset"] + (f" after HardReg's class-imbalance protocol {imbalance}" if imbalance else "")
+
+
+def _subset_note(pool_name: str, subset: int, pool: int | None, seed: int, how: str = "") -> str:
+    size = f"{subset} of the {pool}" if pool else f"{subset}"
+    return (f"The run was trained on {size} images of {pool_name}: the report uses the subset "
+            f"`deepclust fit --subset {subset} --seed {seed}` draws{how}.")
+
+
+def _data_of_old_run(run: RunFiles, options: ReportOptions, run_seed: int) -> tuple[ImageDataset, list[str]]:
+    """A run folder without data.json: the dataset its config.yaml/metrics.json names, with the given
+    split and subset, or else the split or the seeded subset of the run's size (metrics.json)."""
+    name = run.config.get("dataset") or run.metrics.get("dataset")
+    if not name:
+        raise ValueError(f"{run.path} names no dataset (no {SOURCE_FILE}, no config.yaml/metrics.json with "
+                         "'dataset'); give --dataset")
+    given = _given_source(name, options, run_seed)
+    dataset = load_source(given)
     trained_on = run.metrics.get("n_samples")
-    if subset is None and own and not run.data and split == "all" and trained_on and trained_on < len(dataset):
+    if options.subset is not None or not trained_on or trained_on >= len(dataset):
+        return dataset, []
+    if options.split == "all":
         for part in ("train", "test"):  # a run of `deepclust fit --split train|test`
             try:
-                candidate = load_data(name, root, part, imbalance, subset_seed)
+                candidate = load_source({**given, "split": part})
             except (ValueError, OSError):
                 continue
-            if len(candidate) == trained_on and len(candidate) < len(dataset):
-                dataset = candidate
-                notes.append(f"The run was trained on {trained_on} images: the report uses the '{part}' split "
-                             f"of {name}, which has that size.")
-                break
-    if subset is None and own and trained_on and trained_on < len(dataset):
-        subset = int(trained_on)
-        notes.append(f"The run was trained on {trained_on} of the {len(dataset)} images of {name}: the report "
-                     f"uses the subset `deepclust fit --subset {trained_on} --seed {subset_seed}` draws.")
-    if subset is not None:
-        if not 1 <= subset <= len(dataset):
-            raise ValueError(f"--subset must be between 1 and {len(dataset)}, got {subset}")
-        order = np.random.default_rng(subset_seed).permutation(len(dataset))[:subset]
-        dataset = dataset.subset(np.sort(order))
-    return dataset, notes, own
+            if len(candidate) == trained_on:
+                return candidate, [f"The run was trained on {trained_on} images: the report uses the '{part}' "
+                                   f"split of {name}, which has that size."]
+    seed = given["subset_seed"]
+    return dataset.sample(int(trained_on), seed), [_subset_note(_pool_name(given), trained_on, len(dataset), seed)]
 
 
 def _cluster_order(y: np.ndarray | None, labels: np.ndarray, k: int, sizes: np.ndarray) -> tuple[list[int], dict]:
@@ -177,6 +193,176 @@ def _class_name(names: list[str], c: int) -> str:
     return names[c] if 0 <= c < len(names) else str(c)
 
 
+class Figure(NamedTuple):
+    """One figure of the page: its heading, PNG file (next to the page) and HTML caption."""
+
+    title: str
+    file: str
+    caption: str
+
+
+@dataclass
+class ReportContext:
+    """What the figure sections share: the run, the data and its clustering."""
+
+    run: RunFiles
+    method: str
+    estimator: object
+    dataset: ImageDataset
+    options: ReportOptions
+    out: Path
+    rng: np.random.Generator
+    labels: np.ndarray
+    k: int
+    y: np.ndarray | None
+    sizes: np.ndarray
+    order: list[int]
+    mapping: dict
+    names: list[str]
+    metrics: dict
+
+
+def cluster_labels(estimator, dataset: ImageDataset, own: bool,
+                   rng: np.random.Generator) -> tuple[np.ndarray, str, list[str]]:
+    """The labels to report, where they come from, and a warning when the model disagrees with them.
+
+    The run's stored labels when the data is the run's own (spot-checked against the model's
+    predictions on ``SPOT_CHECK`` images), else the model's predictions on ``dataset``.
+    """
+    stored = getattr(estimator, "labels_", None)
+    stored = None if stored is None else np.asarray(stored)
+    n = len(dataset)
+    if not (own and stored is not None and len(stored) == n):
+        return (np.asarray(estimator.predict(dataset)).astype(np.int64), "labels predicted by the model on this data",
+                [])
+    labels = stored.astype(np.int64)
+    check = np.sort(rng.choice(n, size=min(n, SPOT_CHECK), replace=False))
+    agreement = float((estimator.predict(dataset.subset(check)) == labels[check]).mean())
+    warnings = []
+    if agreement < 0.9:
+        warnings.append(f"Warning: the model's predictions agree with the run's stored labels on only "
+                        f"{agreement:.0%} of {len(check)} checked images — this is probably not the data the "
+                        f"run was trained on (give --dataset/--subset/--subset-seed).")
+    return labels, "the labels stored in the run (the ones its metrics were computed from)", warnings
+
+
+def training_curves_section(context: ReportContext) -> Figure | str:
+    run, method = context.run, context.method
+    if not run.steps:
+        if run.has_log:
+            return ("No training curves: log.jsonl has no <code>step</code> events (fewer steps than "
+                    "<code>training.log_every</code>?).")
+        return (f"No training curves: the run folder has no log.jsonl ({html.escape(method)} is not trained "
+                "by the training engine — e.g. the k-means baseline)." if method == "kmeans" else
+                "No training curves: the run folder has no log.jsonl.")
+    terms: dict[str, list] = {}
+    for event in run.steps:
+        for key, value in event.items():
+            if key not in STEP_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                terms.setdefault(key, [])
+    for key in terms:
+        terms[key] = [event.get(key) for event in run.steps]
+    lr = [event.get("lr") for event in run.steps] if all("lr" in e for e in run.steps) else None
+    plots.training_curves([e["step"] for e in run.steps], terms, context.out / "training_curves.png", lr=lr,
+                          title=f"{method}: training losses ({len(run.steps)} logged steps)")
+    return Figure("Training losses", "training_curves.png",
+                  f"Every loss term of the {len(run.steps)} <code>step</code> events of log.jsonl; the bold line "
+                  "is a moving average.")
+
+
+def eval_curves_section(context: ReportContext) -> Figure | str | None:
+    run = context.run
+    evals = [e for e in run.evals if any(e.get(m) is not None for m in EVAL_METRICS)]
+    if not evals:
+        return ("No evaluation curves: log.jsonl has no <code>eval</code> events "
+                "(<code>training.eval_every</code> is 0 or larger than the number of epochs run)."
+                if run.has_log else None)
+    final = None
+    if run.metrics.get("steps") is not None and any(run.metrics.get(m) is not None for m in EVAL_METRICS):
+        final = (run.metrics["steps"], {m: run.metrics.get(m) for m in EVAL_METRICS})
+    plots.eval_curves([e["step"] for e in evals], {m: [e.get(m, np.nan) for e in evals] for m in EVAL_METRICS},
+                      context.out / "eval_curves.png", epochs=[e.get("epoch", 0) for e in evals], final=final)
+    return Figure("ACC / NMI / ARI during training", "eval_curves.png",
+                  f"The {len(evals)} <code>eval</code> events of log.jsonl (labels re-computed on all "
+                  "training images at each evaluation)" + ("; stars: the final scores of metrics.json." if final
+                                                           else "."))
+
+
+def confusion_section(context: ReportContext) -> Figure | str:
+    y, labels, names = context.y, context.labels, context.names
+    if y is None:
+        return "No confusion matrix and no colouring by class: the dataset has no labels."
+    known = y >= 0
+    classes = sorted(set(np.unique(y[known]).tolist()))
+    counts = np.zeros((len(classes), context.k), dtype=np.int64)
+    class_index = {c: i for i, c in enumerate(classes)}
+    np.add.at(counts, (np.array([class_index[c] for c in y[known]]), labels[known]), 1)
+    counts = counts[:, context.order]
+    plots.confusion_matrix(counts, [_class_name(names, c) for c in classes], [str(c) for c in context.order],
+                           context.out / "confusion_matrix.png",
+                           title=f"{context.method} on {context.dataset.name}: ACC {context.metrics['acc']:.3f}")
+    return Figure("Confusion matrix", "confusion_matrix.png",
+                  "Rows: true classes; columns: clusters, each placed under the class the Hungarian matching "
+                  "gives it (unmatched clusters last). Colour: share of the class's images; numbers: counts.")
+
+
+def cluster_sizes_section(context: ReportContext) -> Figure:
+    order, mapping, sizes = context.order, context.mapping, context.sizes
+    annotations = ["→ " + _class_name(context.names, mapping[c]) if c in mapping else "" for c in order]
+    plots.cluster_sizes(sizes[order], order, context.out / "cluster_sizes.png", annotations=annotations)
+    return Figure("Cluster sizes", "cluster_sizes.png",
+                  f"Images per cluster ({int((sizes > 0).sum())} of {context.k} clusters non-empty); the label over a "
+                  "bar is the class the cluster is matched to.")
+
+
+def embedding_section(context: ReportContext) -> Figure | str:
+    options, y = context.options, context.y
+    technique = options.embedding.lower()
+    if technique == "auto":
+        technique = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
+    if technique not in ("tsne", "umap"):
+        raise ValueError(f"--embedding must be auto, tsne or umap, got '{options.embedding}'")
+    technique = "UMAP" if technique == "umap" else "t-SNE"
+    n = len(context.dataset)
+    sample = np.sort(context.rng.choice(n, size=min(n, options.max_points), replace=False))
+    if len(sample) < 5:
+        return "No embedding map: fewer than 5 images."
+    started = time.perf_counter()
+    features = np.asarray(context.estimator.transform(context.dataset.subset(sample)))
+    coords = _embed_2d(features, technique, options.seed)
+    plots.embedding_map(coords, context.labels[sample], context.out / "embedding.png",
+                        classes=None if y is None else y[sample], class_names=context.names, technique=technique,
+                        n_clusters=context.k)
+    return Figure(f"{technique} map of the embeddings", "embedding.png",
+                  f"{technique} of <code>transform</code> ({features.shape[1]}-d) on {len(sample)} random images "
+                  f"({time.perf_counter() - started:.0f} s), coloured by cluster (left) and true class (right).")
+
+
+def cluster_samples_section(context: ReportContext) -> Figure:
+    options, order, mapping = context.options, context.order, context.mapping
+    shown = order[: options.max_cluster_rows]
+    rows, titles = [], []
+    for c in shown:
+        members = np.flatnonzero(context.labels == c)
+        pick = np.sort(context.rng.choice(members, size=min(len(members), options.samples_per_cluster),
+                                          replace=False))
+        rows.append(context.dataset.images[pick])
+        match = f"\n→ {_class_name(context.names, mapping[c])}" if c in mapping else ""
+        titles.append(f"cluster {c}\n{len(members)} img{match}")
+    plots.cluster_samples(rows, titles, context.out / "cluster_samples.png", per_row=options.samples_per_cluster,
+                          title=f"{options.samples_per_cluster} random images per cluster")
+    caption = f"{options.samples_per_cluster} random images of each cluster, with its size and matched class."
+    if len(order) > len(shown):
+        caption += f" Only the first {len(shown)} of {len(order)} clusters are shown."
+    return Figure("Sample images per cluster", "cluster_samples.png", caption)
+
+
+#: The figure sections of the page, in page order. Each returns its Figure (PNG written), a "not shown"
+#: note (HTML) or None; the embedding and samples draw from the shared generator, in this order.
+SECTIONS = (training_curves_section, eval_curves_section, confusion_section, cluster_sizes_section,
+            embedding_section, cluster_samples_section)
+
+
 def build_report(run_dir: str | Path, options: ReportOptions | None = None, log=print) -> Path:
     """Write ``report.html`` and its PNGs into ``options.out`` (default ``RUN_DIR/report``); return the page."""
     options = options or ReportOptions()
@@ -187,136 +373,25 @@ def build_report(run_dir: str | Path, options: ReportOptions | None = None, log=
     method = getattr(estimator, "method_name", None) or run.metrics.get("method") or run.config.get("method", "?")
     run_seed = int(getattr(estimator, "seed", 0) or 0)
     dataset, notes, own = resolve_dataset(run, options, run_seed)
-    n = len(dataset)
-    log(f"report on {run.path}: {method}, {dataset.name} ({n} images) → {out}")
+    log(f"report on {run.path}: {method}, {dataset.name} ({len(dataset)} images) → {out}")
 
-    # --- labels ---------------------------------------------------------------------------
-    stored = getattr(estimator, "labels_", None)
-    stored = None if stored is None else np.asarray(stored)
     rng = np.random.default_rng(options.seed)
-    if own and stored is not None and len(stored) == n:
-        labels = stored.astype(np.int64)
-        check = np.sort(rng.choice(n, size=min(n, SPOT_CHECK), replace=False))
-        agreement = float((estimator.predict(dataset.subset(check)) == labels[check]).mean())
-        if agreement < 0.9:
-            notes.append(f"Warning: the model's predictions agree with the run's stored labels on only "
-                         f"{agreement:.0%} of {len(check)} checked images — this is probably not the data the "
-                         f"run was trained on (give --dataset/--subset/--subset-seed).")
-        label_source = "the labels stored in the run (the ones its metrics were computed from)"
-    else:
-        labels = np.asarray(estimator.predict(dataset)).astype(np.int64)
-        label_source = "labels predicted by the model on this data"
+    labels, label_source, warnings = cluster_labels(estimator, dataset, own, rng)
     k = int(max(int(getattr(estimator, "n_clusters", 0) or 0), int(labels.max()) + 1))
     y = dataset.labels if dataset.labels is not None and (dataset.labels >= 0).any() else None
     sizes = np.bincount(labels, minlength=k)
     order, mapping = _cluster_order(y, labels, k, sizes)
     names = list(dataset.class_names) or [str(c) for c in range(dataset.n_classes)]
     metrics = evaluate_clustering(y, labels, k)
-
-    figures: list[tuple[str, str, str]] = []  # (title, file, caption)
-    missing: list[str] = []
-
-    # --- curves ---------------------------------------------------------------------------
-    if run.steps:
-        terms: dict[str, list] = {}
-        for event in run.steps:
-            for key, value in event.items():
-                if key not in STEP_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    terms.setdefault(key, [])
-        for key in terms:
-            terms[key] = [event.get(key) for event in run.steps]
-        lr = [event.get("lr") for event in run.steps] if all("lr" in e for e in run.steps) else None
-        plots.training_curves([e["step"] for e in run.steps], terms, out / "training_curves.png", lr=lr,
-                              title=f"{method}: training losses ({len(run.steps)} logged steps)")
-        figures.append(("Training losses", "training_curves.png",
-                        f"Every loss term of the {len(run.steps)} <code>step</code> events of log.jsonl; the bold line "
-                        "is a moving average."))
-    elif run.has_log:
-        missing.append("No training curves: log.jsonl has no <code>step</code> events (fewer steps than "
-                       "<code>training.log_every</code>?).")
-    else:
-        missing.append(f"No training curves: the run folder has no log.jsonl ({html.escape(method)} is not trained "
-                       "by the training engine — e.g. the k-means baseline)." if method == "kmeans" else
-                       "No training curves: the run folder has no log.jsonl.")
-    evals = [e for e in run.evals if any(e.get(m) is not None for m in EVAL_METRICS)]
-    if evals:
-        final = None
-        if run.metrics.get("steps") is not None and any(run.metrics.get(m) is not None for m in EVAL_METRICS):
-            final = (run.metrics["steps"], {m: run.metrics.get(m) for m in EVAL_METRICS})
-        plots.eval_curves([e["step"] for e in evals], {m: [e.get(m, np.nan) for e in evals] for m in EVAL_METRICS},
-                          out / "eval_curves.png", epochs=[e.get("epoch", 0) for e in evals], final=final)
-        figures.append(("ACC / NMI / ARI during training", "eval_curves.png",
-                        f"The {len(evals)} <code>eval</code> events of log.jsonl (labels re-computed on all "
-                        "training images at each evaluation)" + ("; stars: the final scores of metrics.json." if final
-                                                                 else ".")))
-    elif run.has_log:
-        missing.append("No evaluation curves: log.jsonl has no <code>eval</code> events "
-                       "(<code>training.eval_every</code> is 0 or larger than the number of epochs run).")
-
-    # --- confusion matrix -------------------------------------------------------------------
-    if y is not None:
-        known = y >= 0
-        classes = sorted(set(np.unique(y[known]).tolist()))
-        counts = np.zeros((len(classes), k), dtype=np.int64)
-        class_index = {c: i for i, c in enumerate(classes)}
-        np.add.at(counts, (np.array([class_index[c] for c in y[known]]), labels[known]), 1)
-        counts = counts[:, order]
-        plots.confusion_matrix(counts, [_class_name(names, c) for c in classes], [str(c) for c in order],
-                               out / "confusion_matrix.png",
-                               title=f"{method} on {dataset.name}: ACC {metrics['acc']:.3f}")
-        figures.append(("Confusion matrix", "confusion_matrix.png",
-                        "Rows: true classes; columns: clusters, each placed under the class the Hungarian matching "
-                        "gives it (unmatched clusters last). Colour: share of the class's images; numbers: counts."))
-    else:
-        missing.append("No confusion matrix and no colouring by class: the dataset has no labels.")
-
-    # --- cluster sizes ----------------------------------------------------------------------
-    annotations = ["→ " + _class_name(names, mapping[c]) if c in mapping else "" for c in order]
-    plots.cluster_sizes(sizes[order], order, out / "cluster_sizes.png", annotations=annotations)
-    figures.append(("Cluster sizes", "cluster_sizes.png",
-                    f"Images per cluster ({int((sizes > 0).sum())} of {k} clusters non-empty); the label over a bar is "
-                    "the class the cluster is matched to."))
-
-    # --- 2-D embedding ----------------------------------------------------------------------
-    technique = options.embedding.lower()
-    if technique == "auto":
-        technique = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
-    if technique not in ("tsne", "umap"):
-        raise ValueError(f"--embedding must be auto, tsne or umap, got '{options.embedding}'")
-    technique = "UMAP" if technique == "umap" else "t-SNE"
-    sample = np.sort(rng.choice(n, size=min(n, options.max_points), replace=False))
-    if len(sample) >= 5:
-        started = time.perf_counter()
-        features = np.asarray(estimator.transform(dataset.subset(sample)))
-        coords = _embed_2d(features, technique, options.seed)
-        plots.embedding_map(coords, labels[sample], out / "embedding.png",
-                            classes=None if y is None else y[sample], class_names=names, technique=technique,
-                            n_clusters=k)
-        figures.append((f"{technique} map of the embeddings", "embedding.png",
-                        f"{technique} of <code>transform</code> ({features.shape[1]}-d) on {len(sample)} random images "
-                        f"({time.perf_counter() - started:.0f} s), coloured by cluster (left) and true class (right)."))
-    else:
-        missing.append("No embedding map: fewer than 5 images.")
-
-    # --- sample images ----------------------------------------------------------------------
-    shown = order[: options.max_cluster_rows]
-    rows, titles = [], []
-    for c in shown:
-        members = np.flatnonzero(labels == c)
-        pick = np.sort(rng.choice(members, size=min(len(members), options.samples_per_cluster), replace=False))
-        rows.append(dataset.images[pick])
-        match = f"\n→ {_class_name(names, mapping[c])}" if c in mapping else ""
-        titles.append(f"cluster {c}\n{len(members)} img{match}")
-    plots.cluster_samples(rows, titles, out / "cluster_samples.png", per_row=options.samples_per_cluster,
-                          title=f"{options.samples_per_cluster} random images per cluster")
-    caption = f"{options.samples_per_cluster} random images of each cluster, with its size and matched class."
-    if len(order) > len(shown):
-        caption += f" Only the first {len(shown)} of {len(order)} clusters are shown."
-    figures.append(("Sample images per cluster", "cluster_samples.png", caption))
+    context = ReportContext(run, method, estimator, dataset, options, out, rng, labels, k, y, sizes, order, mapping,
+                            names, metrics)
+    shown = [section(context) for section in SECTIONS]
+    figures = [entry for entry in shown if isinstance(entry, Figure)]
+    missing = [entry for entry in shown if isinstance(entry, str)]
 
     page = out / "report.html"
-    page.write_text(_html(run, method, dataset, metrics, k, label_source, figures, missing, notes, options),
-                    encoding="utf-8")
+    page.write_text(_html(run, method, dataset, metrics, k, label_source, figures, missing, notes + warnings,
+                          options), encoding="utf-8")
     log(f"wrote {page} and {len(figures)} figures")
     return page
 

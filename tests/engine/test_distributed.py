@@ -16,34 +16,30 @@ import torch.distributed as dist
 from torch import nn
 
 from deepclust.engine import distributed
-from deepclust.engine.config import deep_merge
-from deepclust.methods import get_method
 from distributed_worker import fit_worker, launch, logged_steps, make_estimator
+from support import tiny_config
 
 HALF_BATCH = 8
-TINY_HEADS = {
-    "htcn": {"projector_hidden": 32, "projection_dim": 16, "predictor_hidden": 32, "cluster_hidden": 16},
-    "dchl": {"n_groups": 6},
+#: what the one-step check adds to each method's tiny configuration (``support.TINY``); DCHL's
+#: distributed checks keep the preset's head sizes and only shrink the backbone and the groups
+ONE_STEP = {
+    "htcn": {},
+    "dchl": {"method": {"n_groups": 6}},
     # the predictor's 10× learning rate would turn float32 rounding of its gradient into > 1e-5 of update
-    "hadis": {"projector_hidden_dim": 32, "predictor_hidden_dim": 32, "feature_dim": 16, "warmup_epochs": 0,
-              "kmeans_restarts": 1, "latent_std": 0.05, "predictor_lr_scale": 1.0},
-    "concurl": {"low_dim": 8, "hidden_dim": 32, "out_dim": 16, "nce_k": 32, "n_transforms": 3,
-                "projection_dim": 4, "view2_jitter": None},
-    "hardreg": {"nz": 16},
+    "hadis": {"method": {"warmup_epochs": 0, "latent_std": 0.05, "predictor_lr_scale": 1.0}},
+    "concurl": {"method": {"view2_jitter": None}},
+    "hardreg": {},
 }
 
 
 def one_step_config(method: str, batch_size: int = 2 * HALF_BATCH, epochs: int = 1) -> dict:
     """The method's CPU preset, tiny, with SGD (the update shows the gradient) and no augmentation."""
-    config = get_method(method).preset_config("cpu-fashion-mnist")
-    config = deep_merge(config, {
-        "backbone": {"name": "small_cnn", "width": 0.25} if method != "hardreg" else {},
+    config = tiny_config(method, {
         "optimizer": {"name": "sgd", "lr": 0.5},
         "schedule": {"name": "constant", "warmup_epochs": 0},
         "training": {"epochs": epochs, "batch_size": batch_size, "log_every": 1, "eval_every": 0,
                      "max_minutes": None},
-        "method": TINY_HEADS[method],
-    })
+    }, ONE_STEP[method], heads=method != "dchl")
     config["augmentation"] = {"name": "none", "image_size": None, "normalize": False}
     return config
 
@@ -55,7 +51,7 @@ def write_data(path, n: int, seed: int = 0) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("method", sorted(TINY_HEADS))
+@pytest.mark.parametrize("method", sorted(ONE_STEP))
 def test_two_processes_equal_one_process_on_the_global_batch(method, tmp_path):
     config = one_step_config(method)
     data_file = write_data(tmp_path / "data.npz", 2 * HALF_BATCH)
@@ -84,10 +80,10 @@ def test_two_processes_equal_one_process_on_the_global_batch(method, tmp_path):
 def test_resumed_distributed_run_continues_from_the_checkpoint(tmp_path):
     """A 2-process run stopped after its first step and resumed ends bit-identical to an
     uninterrupted 2-process run (each process restores its own random stream; augmentations on)."""
-    config = deep_merge(get_method("dchl").preset_config("cpu-fashion-mnist"), {
-        "backbone": {"width": 0.25}, "method": {"n_groups": 6},
+    config = tiny_config("dchl", {
+        "method": {"n_groups": 6},
         "training": {"epochs": 2, "batch_size": 16, "log_every": 1, "checkpoint_every_minutes": 0.0,
-                     "max_minutes": None}})
+                     "max_minutes": None}}, heads=False)
     data_file = write_data(tmp_path / "data.npz", 32)
     launch(2, fit_worker, "dchl", config, data_file, str(tmp_path / "straight"), {"n_clusters": 3})
     launch(2, fit_worker, "dchl", config, data_file, str(tmp_path / "split"), {"n_clusters": 3, "max_minutes": 1e-9})

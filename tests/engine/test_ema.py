@@ -1,9 +1,12 @@
 import math
 
+import pytest
 import torch
 from torch import nn
 
-from deepclust.engine import cosine_momentum, ema_update, make_target
+from deepclust.engine import (
+    ConfigError, check_momentum_schedule, cosine_momentum, ema_update, make_target, scheduled_momentum,
+)
 
 
 def test_target_is_exact_copy_without_gradients():
@@ -39,3 +42,14 @@ def test_cosine_momentum_schedule():
     assert cosine_momentum(0.99, 0, 100) == 0.99
     assert abs(cosine_momentum(0.99, 100, 100) - 1.0) < 1e-12
     assert abs(cosine_momentum(0.99, 50, 100) - (1 - 0.01 * (math.cos(math.pi / 2) + 1) / 2)) < 1e-12
+
+
+def test_scheduled_momentum():
+    assert scheduled_momentum(0.9, "constant", 50, 100) == 0.9
+    assert scheduled_momentum(0.9, "cosine", 50, 100) == cosine_momentum(0.9, 50, 100)
+    assert abs(scheduled_momentum(0.9, "cosine", 50, 100) - 0.95) < 1e-12
+    with pytest.raises(ConfigError, match="momentum schedule must be one of constant, cosine, got 'linear'"):
+        scheduled_momentum(0.9, "linear", 0, 100)
+    assert check_momentum_schedule("cosine") == "cosine"
+    with pytest.raises(ConfigError, match=r"method.momentum_schedule must be one of constant, cosine, got True"):
+        check_momentum_schedule(True)

@@ -80,3 +80,14 @@ def test_resume_with_a_different_configuration_is_refused(tmp_path, toy_data):
     resumed = Toy(n_clusters=3, out_dir=str(tmp_path), resume=True,
                   config={"method": {"stop_at_step": 2}, "training": {"eval_every": 2}}).fit(images)
     assert resumed.fit_result_.global_step > 2
+
+
+def test_fit_result_carries_the_final_labels_and_epochs_are_reported(toy_data, capsys):
+    images, labels = toy_data
+    estimator = Toy(n_clusters=3, seed=3, verbose=True).fit(images, labels)
+    assert estimator.labels_ is estimator.fit_result_.labels
+    assert np.array_equal(estimator.labels_, estimator.predict(images))  # a head method: no re-clustering
+    record = estimator.history_[0]
+    expected = (f"epoch 1: ACC {record['acc']:.4f}  NMI {record['nmi']:.4f}  ARI {record['ari']:.4f}  "
+                f"clusters used {record['n_clusters_used']}")
+    assert expected in capsys.readouterr().out

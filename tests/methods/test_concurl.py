@@ -9,23 +9,21 @@ import torch.nn.functional as F
 import deepclust
 import deepclust.methods.concurl as concurl_module
 from deepclust.cli import main
-from deepclust.engine.config import deep_merge
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.methods import ConCURL
 from deepclust.methods.concurl import ConCURLModel
-from support import FULL, fashion_mnist_available, fashion_mnist_subset, naive_sinkhorn
+from support import (
+    FULL, TINY, cli_fit, fashion_mnist_available, fashion_mnist_subset, naive_sinkhorn, set_options,
+    tiny_config as shared_tiny_config,
+)
 
-TINY = {
-    "backbone": {"name": "small_cnn", "width": 0.25},  # feature size 64
-    "training": {"batch_size": 32, "eval_batch_size": 256, "log_every": 1},
-    "method": {"low_dim": 8, "hidden_dim": 32, "out_dim": 16, "nce_k": 32, "n_transforms": 3, "projection_dim": 4},
-}
+#: what these tests add to the tiny ConCURL of ``support.TINY``
+TESTS = {"training": {"batch_size": 32, "eval_batch_size": 256, "log_every": 1}}
 needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
 
 
 def tiny_config(**sections):
-    config = deep_merge(ConCURL.preset_config("cpu-fashion-mnist"), TINY)
-    return deep_merge(config, sections)
+    return shared_tiny_config("concurl", TESTS, sections)
 
 
 def tiny_model(n_samples=64, k=4, **sections):
@@ -77,7 +75,7 @@ def test_embeddings(embedding, dim):
     ("paper-cifar10", 10, 32, 512, 152, 64), ("paper-cifar100", 20, 32, 512, 88, 16),
     ("paper-stl10", 10, 160, 2048, 104, 1), ("paper-imagenet10", 10, 160, 2048, 136, 64),
     ("paper-imagenet-dogs", 15, 160, 2048, 136, 64)])
-def test_paper_presets_build_the_spec_networks(preset, k, size, width, p, t):
+def test_paper_presets_build_the_documented_networks(preset, k, size, width, p, t):
     torch.manual_seed(0)
     config = ConCURL.preset_config(preset)
     model = ConCURLModel(config, k, (3, 96, 96), mean=(0.5,) * 3, std=(0.25,) * 3).eval()
@@ -104,7 +102,8 @@ def test_argmax_labels_and_invalid_inference_options():
 
 
 def test_prototype_rows_unit_norm_at_the_start_of_every_step():
-    """Spec test 5: the rows of W are normalised in place before each step's forward pass."""
+    """Fidelity test 5 of docs/methods/concurl.md: the rows of W are normalised in place before each
+    step's forward pass."""
     model = tiny_model(method={"alpha": 1.0})  # with α = 0 and use_no_grad, W gets no gradient at all
     norms = []
     model.prototypes.register_forward_pre_hook(lambda module, _: norms.append(module.weight.detach().norm(dim=1)))
@@ -122,7 +121,8 @@ def test_prototype_rows_unit_norm_at_the_start_of_every_step():
 
 
 def test_targets_are_three_sinkhorn_iterations_at_eps_005_of_the_unprojected_scores(monkeypatch):
-    """Spec test 1 (ConCURL side): targets come from Sinkhorn(exp(s/0.05)), 3 iterations, of s = W·normalise(u)."""
+    """Fidelity test 1 of docs/methods/concurl.md (ConCURL side): targets come from Sinkhorn(exp(s/0.05)),
+    3 iterations, of s = W·normalise(u)."""
     calls = []
     real = concurl_module.sinkhorn_knopp
 
@@ -225,7 +225,7 @@ def test_loss_decreases_on_a_real_batch():
 @needs_fashion_mnist
 def test_estimator_end_to_end_on_fashion_mnist():
     data = fashion_mnist_subset(512)
-    estimator = deepclust.make("concurl", n_clusters=10, preset="cpu-fashion-mnist", config=TINY,
+    estimator = deepclust.make("concurl", n_clusters=10, preset="cpu-fashion-mnist", config={**TINY["concurl"], **TESTS},
                                max_epochs=1, batch_size=64, device="cpu", seed=0)
     estimator.fit(data)
     assert estimator.labels_.shape == (512,) and set(estimator.labels_) <= set(range(10))
@@ -251,14 +251,9 @@ def test_cpu_preset_beats_pixel_kmeans_level():
 @needs_fashion_mnist
 def test_cli_fit_then_shift_evaluation(tmp_path, capsys):
     run = tmp_path / "run"
-    sets = ["backbone.width=0.25", "method.hidden_dim=32", "method.out_dim=16", "method.nce_k=64",
-            "method.n_transforms=3", "method.projection_dim=8", "training.batch_size=64"]
-    argv = ["fit", "--method", "concurl", "--dataset", "fashion-mnist", "--subset", "512", "--preset",
-            "cpu-fashion-mnist", "--set", "training.epochs=1", "--out", str(run), "--quiet"]
-    for assignment in sets:
-        argv += ["--set", assignment]
-    assert main(argv) == 0
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = cli_fit("concurl", run, *set_options({
+        "backbone": {"width": 0.25}, "training": {"batch_size": 64},
+        "method": {"hidden_dim": 32, "out_dim": 16, "nce_k": 64, "n_transforms": 3, "projection_dim": 8}}))
     assert metrics["method"] == "concurl" and metrics["n_samples"] == 512 and np.isfinite(metrics["acc"])
     capsys.readouterr()
     assert main(["evaluate", "--run", str(run), "--dataset", "fashion-mnist", "--subset", "512",

@@ -1,4 +1,5 @@
-"""DCHL: architecture, loss terms against hand values, the spec's fidelity tests, estimator and CLI."""
+"""DCHL: architecture, loss terms against hand values, the fidelity tests of docs/methods/dchl.md, estimator
+and CLI."""
 import json
 import math
 
@@ -9,25 +10,25 @@ import torch.nn.functional as F
 
 import deepclust
 from deepclust.augment import to_float
-from deepclust.cli import main as cli_main
+from deepclust.cluster import seeded_batch_kmeans
 from deepclust.data import load_dataset
 from deepclust.engine.config import deep_merge, list_presets, preset_config
 from deepclust.engine.model import Batch
 from deepclust.losses import ClusterContrastiveLoss, NTXentLoss
-from deepclust.losses.instance_group import seeded_batch_kmeans
 from deepclust.methods import DCHL
 from deepclust.methods.dchl import DCHLModel
-from support import FULL, fashion_mnist_available, fashion_mnist_subset
+from support import (
+    FULL, TINY, cli_fit, fashion_mnist_available, fashion_mnist_subset, set_options, tiny_config as shared_tiny_config,
+)
 
 needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
 
-#: tiny overrides of the CPU preset for fast tests (all loss terms kept)
-TINY = {"backbone": {"width": 0.25}, "training": {"batch_size": 64},
-        "method": {"hidden_dim": 32, "instance_dim": 16, "group_dim": 16, "n_groups": 8}}
+#: what these tests add to the tiny DCHL of ``support.TINY``
+TESTS = {"training": {"batch_size": 64}}
 
 
 def tiny_config(**method):
-    return deep_merge(deep_merge(preset_config("dchl", "cpu-fashion-mnist"), TINY), {"method": method})
+    return shared_tiny_config("dchl", TESTS, {"method": method})
 
 
 def tiny_model(n_clusters=4, seed=0, **method):
@@ -68,7 +69,7 @@ def test_paper_widths_default_to_the_backbone_feature_size():
     assert model.instance_projector[-1].out_features == 128 and model.group_head[0].out_features == 128
 
 
-# --- the loss terms (spec fidelity tests 1 and 2) -------------------------------------------
+# --- the loss terms (fidelity tests 1 and 2) ------------------------------------------------
 def test_instance_loss_on_hand_made_2x2_batch():
     """Fidelity 1: NT-Xent τ = 0.5 on a 2×2 batch equals the formula computed naively."""
     model = tiny_model()
@@ -192,8 +193,8 @@ def test_loss_decreases_on_real_fashion_mnist():
 @needs_fashion_mnist
 def test_estimator_end_to_end_on_fashion_mnist(tmp_path):
     data = load_dataset("fashion-mnist", split="test").subset(np.arange(512))
-    estimator = deepclust.make("dchl", n_clusters=10, preset="cpu-fashion-mnist", config=TINY, max_epochs=1,
-                               device="cpu", out_dir=str(tmp_path))
+    estimator = deepclust.make("dchl", n_clusters=10, preset="cpu-fashion-mnist", config={**TINY["dchl"], **TESTS},
+                               max_epochs=1, device="cpu", out_dir=str(tmp_path))
     assert isinstance(estimator, DCHL)
     labels = estimator.fit_predict(data)
     assert labels.shape == (512,) and labels.min() >= 0 and labels.max() < 10
@@ -209,13 +210,9 @@ def test_estimator_end_to_end_on_fashion_mnist(tmp_path):
 
 @needs_fashion_mnist
 def test_cli_fit(tmp_path):
-    overrides = ["backbone.width=0.25", "method.hidden_dim=32", "method.n_groups=16", "training.batch_size=128",
-                 "training.log_every=1"]
-    code = cli_main(["fit", "--method", "dchl", "--dataset", "fashion-mnist", "--subset", "512",
-                     "--preset", "cpu-fashion-mnist", "--set", "training.epochs=1",
-                     *[arg for item in overrides for arg in ("--set", item)], "--out", str(tmp_path), "--quiet"])
-    assert code == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = cli_fit("dchl", tmp_path, *set_options({"backbone": {"width": 0.25},
+                                                      "method": {"hidden_dim": 32, "n_groups": 16},
+                                                      "training": {"batch_size": 128, "log_every": 1}}))
     assert metrics["method"] == "dchl" and metrics["n_samples"] == 512 and math.isfinite(metrics["acc"])
 
 

@@ -1,5 +1,4 @@
 """HaDis: networks, EMA, optimiser groups, per-epoch pseudo-labels, the step's structure, real-data runs."""
-import json
 import math
 
 import numpy as np
@@ -10,27 +9,27 @@ from torch import nn
 
 import deepclust
 import deepclust.methods.hadis as hadis_module
-from deepclust.cli import main
 from deepclust.cluster import kmeans
-from deepclust.engine import Batch, Trainer, TrainingContext, deep_merge, preset_config
+from deepclust.engine import Batch, Trainer, TrainingContext
 from deepclust.engine.inference import iterate_images, map_images
 from deepclust.engine.optim import build_optimizer
 from deepclust.methods import HaDis
-from deepclust.methods.hadis import HaDisModel
-from support import FULL, fashion_mnist_available, fashion_mnist_subset
+from deepclust.methods.hadis import HaDisModel, diffuse
+from support import (
+    FULL, cli_fit, fashion_mnist_available, fashion_mnist_subset, set_options, tiny_config as shared_tiny_config,
+)
 
-TINY = {
-    "backbone": {"name": "small_cnn", "width": 0.25},
+#: what these tests add to the tiny HaDis of ``support.TINY``
+TESTS = {
     "training": {"epochs": 2, "batch_size": 32, "eval_batch_size": 64, "checkpoint_every_minutes": 0.0},
-    "method": {"projector_hidden_dim": 32, "predictor_hidden_dim": 32, "feature_dim": 16,
-               "warmup_epochs": 1, "kmeans_restarts": 1},
+    "method": {"warmup_epochs": 1},
     "inference": {"kmeans_restarts": 1},
 }
 needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST is not installed")
 
 
 def tiny_config(**sections):
-    return deep_merge(deep_merge(preset_config("hadis", "cpu-fashion-mnist"), TINY), sections)
+    return shared_tiny_config("hadis", TESTS, sections)
 
 
 def tiny_model(n_clusters=3, **sections):
@@ -85,7 +84,7 @@ def test_embed_reads_the_target_branch_only():
 
 @pytest.mark.parametrize("cosine", [False, True])
 def test_ema_update_is_exact(cosine):
-    model = tiny_model(method={"momentum_cosine": cosine})
+    model = tiny_model(method={"momentum_schedule": "cosine" if cosine else "constant"})
     with torch.no_grad():
         for parameter in [*model.backbone.parameters(), *model.projector.parameters()]:
             parameter.add_(torch.randn_like(parameter))
@@ -157,6 +156,17 @@ def test_pseudo_labels_refreshed_once_per_epoch_and_survive_a_state_dict_round_t
 def test_training_step_needs_pseudo_labels():
     with pytest.raises(RuntimeError, match="pseudo-labels"):
         tiny_model().training_step(Batch(torch.rand(8, 1, 28, 28), torch.arange(8), 0, 0))
+
+
+def test_diffuse_noise_scale_and_identity():
+    q = torch.randn(4000, 64)
+    assert diffuse(q, 0.0) is q
+    torch.manual_seed(1)
+    noise = diffuse(q, 0.001) - q
+    assert noise.std().item() == pytest.approx(0.001, rel=0.02)
+    assert abs(noise.mean().item()) < 1e-5
+    with pytest.raises(ValueError, match="latent_std"):
+        diffuse(q, -0.1)
 
 
 class Flip(nn.Module):
@@ -255,11 +265,8 @@ def test_estimator_end_to_end_on_fashion_mnist():
 
 @needs_fashion_mnist
 def test_cli_fit(tmp_path):
-    code = main(["fit", "--method", "hadis", "--dataset", "fashion-mnist", "--subset", "512",
-                 "--preset", "cpu-fashion-mnist", "--set", "training.epochs=1", "--set", "training.batch_size=128",
-                 "--set", "backbone.width=0.5", "--set", "method.kmeans_restarts=1",
-                 "--set", "inference.kmeans_restarts=1", "--out", str(tmp_path), "--quiet"])
-    assert code == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = cli_fit("hadis", tmp_path, *set_options({"training": {"batch_size": 128}, "backbone": {"width": 0.5},
+                                                       "method": {"kmeans_restarts": 1},
+                                                       "inference": {"kmeans_restarts": 1}}))
     assert metrics["method"] == "hadis" and metrics["n_samples"] == 512
     assert all(math.isfinite(metrics[name]) for name in ("acc", "nmi", "ari"))

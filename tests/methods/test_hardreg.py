@@ -1,4 +1,5 @@
-"""HardReg: the model contract, spec fidelity tests 3-4, the options, end-to-end fit and the CLI."""
+"""HardReg: the model contract, fidelity tests 3-4 of docs/methods/hardreg.md, the options, end-to-end fit
+and the CLI."""
 import json
 
 import numpy as np
@@ -6,8 +7,7 @@ import pytest
 import torch
 
 import deepclust
-from support import FULL, fashion_mnist_available, fashion_mnist_subset
-from deepclust.cli import main
+from support import FULL, cli_fit, fashion_mnist_available, fashion_mnist_subset, tiny_config
 from deepclust.data import ImageDataset
 from deepclust.data.imbalance import imbalance_prior
 from deepclust.engine.config import ConfigError, deep_merge
@@ -20,8 +20,7 @@ K = 4
 
 
 def config(**method):
-    base = HardReg.preset_config(None)
-    return deep_merge(base, {"method": {"nz": 16, **method}})
+    return tiny_config("hardreg", {"method": method})
 
 
 def model(shape=(1, 28, 28), **method):
@@ -45,7 +44,7 @@ def test_shapes_and_probabilities():
 
 
 def test_loss_is_mean_assigned_cost_and_gradients_reach_encoder_and_means():
-    """Spec test 3."""
+    """Fidelity test 3 of docs/methods/hardreg.md."""
     net = model()
     data = batch()
     outputs = net.training_step(data)
@@ -152,7 +151,7 @@ def test_windows_dataset_end_to_end():
 
 
 def test_partial_fit_stream_then_predict(tmp_path):
-    """Spec test 4: online updates batch by batch, then labels for every point."""
+    """Fidelity test 4 of docs/methods/hardreg.md: online updates batch by batch, then labels for every point."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(160, 1, 28, 28)).astype(np.uint8)
     estimator = HardReg(n_clusters=K, device="cpu", config={"method": {"warm_start": True}})
@@ -212,10 +211,7 @@ def test_end_to_end_on_fashion_mnist(tmp_path):
 
 @pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
 def test_cli_fit(tmp_path):
-    code = main(["fit", "--method", "hardreg", "--dataset", "fashion-mnist", "--subset", "512",
-                 "--preset", "cpu-fashion-mnist", "--set", "training.epochs=1", "--out", str(tmp_path), "--quiet"])
-    assert code == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = cli_fit("hardreg", tmp_path)
     assert metrics["method"] == "hardreg" and np.isfinite(metrics["acc"]) and "kl_star" in metrics
 
 

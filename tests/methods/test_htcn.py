@@ -1,5 +1,4 @@
 """HTCN: networks, EMA target, labels from the target, training on Fashion-MNIST, estimator and CLI."""
-import json
 import math
 from types import SimpleNamespace
 
@@ -8,24 +7,20 @@ import pytest
 import torch
 
 import deepclust
-from support import FULL, fashion_mnist_available
-from deepclust.cli import main as cli_main
-from deepclust.engine import ConfigError, deep_merge, list_presets
+from support import FULL, TINY, cli_fit, fashion_mnist_available, set_options, tiny_config
+from deepclust.backbones.base import Backbone
+from deepclust.engine import ConfigError, list_presets
 from deepclust.engine.model import Batch
 from deepclust.engine.optim import build_optimizer
 from deepclust.evaluation import evaluate_clustering
 from deepclust.methods import HTCN, load_estimator
 from deepclust.methods.htcn import HTCNModel
 
-TINY = {"backbone": {"width": 0.25},
-        "method": {"projector_hidden": 32, "projection_dim": 16, "predictor_hidden": 32, "cluster_hidden": 16}}
-TINY_SET = ["backbone.width=0.25", "method.projector_hidden=32", "method.projection_dim=16",
-            "method.predictor_hidden=32", "method.cluster_hidden=16"]
 needs_fashion_mnist = pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST is not installed")
 
 
 def tiny_model(n_clusters=4, **method):
-    config = deep_merge(deep_merge(HTCN.preset_config("cpu-fashion-mnist"), TINY), {"method": method})
+    config = tiny_config("htcn", {"method": method})
     torch.manual_seed(0)
     return HTCNModel(config, n_clusters, (1, 28, 28))
 
@@ -55,7 +50,9 @@ def fashion_mnist():
 
 
 # --- structure and shapes ---------------------------------------------------------------------
-def test_networks_as_in_the_spec():
+def test_networks_as_documented(monkeypatch):
+    checked = []
+    monkeypatch.setattr(Backbone, "check_input", lambda self, shape: checked.append((self, tuple(shape))))
     model = tiny_model(n_clusters=5)
     online, target = model.online, model.target
     # projector: Linear(d_h, hidden) → BN → ReLU → Linear(hidden, 16); predictor the same shape from 16
@@ -72,7 +69,7 @@ def test_networks_as_in_the_spec():
         assert torch.equal(a, b) and b is not a and not b.requires_grad
     trained = {id(p) for group in model.parameter_groups() for p in group["params"]}
     assert trained == {id(p) for p in (*online.parameters(), *model.predictor.parameters())}
-    assert model.backbone is online.backbone
+    assert checked == [(online.backbone, (1, 28, 28))]   # the input check reads the online backbone
 
 
 def test_training_step_shapes_and_terms():
@@ -214,7 +211,7 @@ def test_loss_decreases_on_a_fashion_mnist_batch(fashion_mnist):
 def test_estimator_end_to_end_on_fashion_mnist(fashion_mnist, tmp_path):
     n = 2048 if FULL else 512
     subset = fashion_mnist.subset(np.random.default_rng(0).permutation(len(fashion_mnist))[:n])
-    estimator = deepclust.make("htcn", n_clusters=10, preset="cpu-fashion-mnist", config=TINY,
+    estimator = deepclust.make("htcn", n_clusters=10, preset="cpu-fashion-mnist", config=TINY["htcn"],
                                max_epochs=2 if FULL else 1, batch_size=128, device="cpu", seed=0,
                                out_dir=str(tmp_path / "run"))
     estimator.fit(subset)
@@ -239,14 +236,8 @@ def test_estimator_end_to_end_on_fashion_mnist(fashion_mnist, tmp_path):
 
 @needs_fashion_mnist
 def test_cli_fit(tmp_path):
-    out = tmp_path / "cli"
-    args = ["fit", "--method", "htcn", "--dataset", "fashion-mnist", "--subset", "512",
-            "--preset", "cpu-fashion-mnist", "--set", "training.epochs=1", "--set", "training.batch_size=128",
-            "--out", str(out), "--quiet", "--device", "cpu"]
-    for assignment in TINY_SET:
-        args += ["--set", assignment]
-    assert cli_main(args) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = cli_fit("htcn", tmp_path / "cli", "--set", "training.batch_size=128", *set_options(TINY["htcn"]),
+                      "--device", "cpu")
     assert metrics["method"] == "htcn" and metrics["n_samples"] == 512
     assert all(math.isfinite(metrics[key]) for key in ("acc", "nmi", "ari"))
 

@@ -3,6 +3,8 @@
 Mahon & Lukasiewicz, "Hard Regularization to Prevent Deep Online Clustering Collapse without Data
 Augmentation", AAAI 2024 (Sec. "Method": a Gaussian per cluster; the MAP assignment of a batch
 under a prior that the batch's cluster sizes follow the expected proportions, solved greedily).
+The loss on the assignment is :class:`~deepclust.losses.assigned_cost.AssignedCostLoss`; see
+``docs/methods/hardreg.md``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import math
 
 import numpy as np
 import torch
+
+__all__ = ["gaussian_cost", "hard_regularised_assignment"]
 
 
 def gaussian_cost(z: torch.Tensor, means: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -90,12 +94,3 @@ def hard_regularised_assignment(costs: torch.Tensor, counts: torch.Tensor | None
         labels[point] = cluster
         n[cluster] += 1
     return torch.from_numpy(labels).to(costs.device), torch.from_numpy(n).to(costs.device)
-
-
-def assigned_cost(costs: torch.Tensor, assignments: torch.Tensor) -> torch.Tensor:
-    """HardReg's loss L = (1/B) Σ_i d_{i, a(i)} (AAAI 2024, the training objective): the mean cost
-    of each point in its assigned cluster; gradients reach the encoder and the means through d."""
-    if assignments.shape != costs.shape[:1]:
-        raise ValueError(f"need one assignment per row of costs {tuple(costs.shape)}, "
-                         f"got shape {tuple(assignments.shape)}")
-    return costs.gather(1, assignments.view(-1, 1).to(costs.device)).mean()

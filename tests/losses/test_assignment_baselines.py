@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust.losses.assignment_baselines import (
+from deepclust.losses import (
     kl_regulariser, kmeans_objective, neural_gas, no_regulariser, sinkhorn_regulariser, variance_regulariser,
 )
 from support import naive_sinkhorn

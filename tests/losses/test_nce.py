@@ -1,11 +1,13 @@
-"""ConCURL exemplar consistency: NCE loss and memory bank against naive computations (spec test 4)."""
+"""ConCURL exemplar consistency: NCE loss and memory bank against naive computations (fidelity test 4
+of docs/methods/concurl.md)."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from deepclust.losses.nce import NCEMemoryBank, nce_loss
+from deepclust.losses import NCEMemoryBank
+from deepclust.losses.nce import nce_loss
 
 
 def unit_rows(n, d, seed):

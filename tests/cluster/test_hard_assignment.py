@@ -1,16 +1,17 @@
-"""HardReg's cost and greedy hard-regularised assignment against naive references (spec tests 1-2)."""
+"""HardReg's cost and greedy hard-regularised assignment against naive references (fidelity tests 1-2
+of docs/methods/hardreg.md)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from deepclust.losses.assignment_baselines import no_regulariser
-from deepclust.losses.hard_assignment import assigned_cost, gaussian_cost, hard_regularised_assignment
+from deepclust.cluster import gaussian_cost, hard_regularised_assignment
+from deepclust.losses import no_regulariser
 
 
 def naive_greedy(d, counts=None, log_prior=None):
-    """The spec's loop, literally: B times, the smallest d_ic + log(n_c + 1) (− log π_c) over the
+    """The loop of docs/methods/hardreg.md, literally: B times, the smallest d_ic + log(n_c + 1) (− log π_c) over the
     unassigned points and all clusters, first minimum in row-major order."""
     n_points, n_clusters = d.shape
     n = np.zeros(n_clusters, dtype=np.int64) if counts is None else np.array(counts, dtype=np.int64)
@@ -49,7 +50,7 @@ def test_gaussian_cost_matches_explicit_loops():
 
 
 def test_identical_points_equal_distances_spread_evenly_no_reg_collapses():
-    """Spec test 1: identical points, centroids all at the same distance."""
+    """Fidelity test 1: identical points, centroids all at the same distance."""
     n_points, n_clusters, nz = 23, 4, 6
     z = torch.zeros(n_points, nz)
     means = torch.zeros(n_clusters, nz)
@@ -65,7 +66,7 @@ def test_identical_points_equal_distances_spread_evenly_no_reg_collapses():
 
 
 def test_unequal_distances_follow_water_filling():
-    """Spec test 1, second part: every point at costs (0, 1, 2.5) from three clusters. The greedy
+    """Fidelity test 1, second part: every point at costs (0, 1, 2.5) from three clusters. The greedy
     takes the 12 smallest marginal costs d_c + log(k), k = 1, 2, ...: by hand 0, .693 (c0), 1 (c1),
     1.099, 1.386, 1.609 (c0), 1.693 (c1), 1.792, 1.946, 2.079 (c0), 2.099 (c1), 2.197 (c0)."""
     d = np.tile([0.0, 1.0, 2.5], (12, 1))
@@ -82,7 +83,7 @@ def test_unequal_distances_follow_water_filling():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_greedy_equals_naive_loop_on_random_costs(seed):
-    """Spec test 2: random 20x4 costs."""
+    """Fidelity test 2: random 20x4 costs."""
     d = np.random.default_rng(seed).random((20, 4)) * 3
     labels, counts = run(d)
     naive_labels, naive_counts = naive_greedy(d)
@@ -115,11 +116,6 @@ def test_prior_shifts_sizes_towards_it():
     _, counts = run(d, log_prior=np.log(np.array([0.8, 0.2])))
     assert counts.tolist() == naive_greedy(d, log_prior=np.log(np.array([0.8, 0.2])))[1].tolist()
     assert 75 <= counts[0] <= 85
-
-
-def test_assigned_cost_is_mean_of_the_chosen_entries():
-    costs = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=torch.float64)
-    assert float(assigned_cost(costs, torch.tensor([2, 0]))) == pytest.approx((3.0 + 4.0) / 2)
 
 
 def test_bad_inputs_raise_clear_errors():

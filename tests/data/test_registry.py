@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from deepclust.data import (DatasetNotFoundError, dataset_status, list_datasets, load_dataset)
+from deepclust.data import (DatasetNotFoundError, dataset_status, from_arrays, list_datasets, load_dataset,
+                            load_source, read_source, write_source)
 from deepclust.data import registry
 
 
@@ -90,3 +91,40 @@ def test_dataset_status(monkeypatch, tmp_path, fmt):
     rows = {r["name"]: r for r in dataset_status()}
     assert rows["cifar10"]["found"] and not rows["stl10"]["found"]
     assert rows["stl10"]["path"] == str(tmp_path / "stl10_binary")
+
+
+def test_load_dataset_records_its_arguments(tmp_path, fmt):
+    fmt.write_cifar10(tmp_path / "cifar-10-batches-py")
+    ds = load_dataset("CIFAR-10", root=tmp_path, split="test")
+    assert ds.source == {"kind": "registry", "dataset": "cifar10", "split": "test", "data_root": str(tmp_path),
+                         "options": {}, "imbalance": 0, "imbalance_seed": None, "subset": None,
+                         "subset_seed": None, "subset_of": None}
+    digits = load_dataset("digits", imbalance=2, seed=5).sample(100, 7)
+    assert digits.source["options"] == {} and digits.source["data_root"] is None
+    assert (digits.source["imbalance"], digits.source["imbalance_seed"]) == (2, 5)
+    assert (digits.source["subset"], digits.source["subset_seed"]) == (100, 7)
+    assert digits.source["subset_of"] == len(load_dataset("digits", imbalance=2, seed=5))
+
+
+def test_load_source_loads_the_same_images_again(tmp_path):
+    drawn = load_dataset("digits", imbalance=3, seed=1).sample(150, 4)
+    write_source(tmp_path / "run", drawn)
+    again = load_source(read_source(tmp_path / "run"))
+    np.testing.assert_array_equal(again.images, drawn.images)
+    np.testing.assert_array_equal(again.labels, drawn.labels)
+    assert again.source == drawn.source and read_source(tmp_path) is None
+    # a record of `deepclust bench` from before "imbalance_seed": both draws used subset_seed
+    old = {"dataset": "digits", "split": "all", "subset": 150, "subset_seed": 1, "imbalance": 3, "data_root": None}
+    np.testing.assert_array_equal(load_source(old).images,
+                                  load_dataset("digits", imbalance=3, seed=1).sample(150, 1).images)
+
+
+def test_load_source_refuses_what_it_cannot_reload(tmp_path):
+    with pytest.raises(ValueError, match="kind 'arrays' cannot be loaded again"):
+        load_source(from_arrays(np.zeros((3, 2, 2), np.uint8)).source)
+    changed = {**load_dataset("digits").sample(10, 0).source, "subset_of": 2000}
+    with pytest.raises(ValueError, match="drawn from 2000 images of 'digits', but 1797 are loaded now"):
+        load_source(changed)
+    (tmp_path / "data.json").write_text("{not json")
+    with pytest.raises(ValueError, match="data.json is not valid JSON"):
+        read_source(tmp_path)

@@ -1,10 +1,16 @@
 """``deepclust report`` on tiny runs: the HTML page and non-empty PNGs it references."""
 import json
 import re
+import shutil
 
+import numpy as np
 import pytest
+from toy_method import blobs
 
 from deepclust.cli import main
+from deepclust.data import load_dataset
+from deepclust.methods import get_method
+from deepclust.reporting.report import ReportOptions, read_run, resolve_dataset
 
 DEEP_FIGURES = ["training_curves.png", "eval_curves.png", "confusion_matrix.png", "embedding.png",
                 "cluster_sizes.png", "cluster_samples.png"]
@@ -66,3 +72,50 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert "model.pt" in err and "Traceback" not in err
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def naive_subset(pool, n, seed):
+    return pool.subset(sorted(np.random.default_rng(seed).permutation(len(pool))[:n].tolist()))
+
+
+def test_fit_records_its_data_and_the_report_uses_the_same_images(tmp_path, capsys):
+    run = tmp_path / "km"
+    assert main(["fit", "--method", "kmeans", "--dataset", "digits", "--imbalance", "2", "--subset", "200",
+                 "--seed", "1", "--out", str(run), "--device", "cpu", "--param", "n_init=1"]) == 0
+    recorded = json.loads((run / "data.json").read_text())
+    assert recorded == {"kind": "registry", "dataset": "digits", "split": "all", "data_root": None, "options": {},
+                        "imbalance": 2, "imbalance_seed": 1, "subset": 200, "subset_seed": 1,
+                        "subset_of": len(load_dataset("digits", imbalance=2, seed=1))}
+    dataset, notes, own = resolve_dataset(read_run(run), ReportOptions(), run_seed=1)
+    expected = naive_subset(load_dataset("digits", imbalance=2, seed=1), 200, 1)
+    np.testing.assert_array_equal(dataset.images, expected.images)
+    np.testing.assert_array_equal(dataset.labels, expected.labels)
+    assert own and "200 of the" in notes[0] and "data.json" in notes[0]
+    assert main(["report", str(run), "--max-points", "60", "--samples-per-cluster", "3", "--embedding", "tsne",
+                 "--device", "cpu"]) == 0
+    text = (run / "report" / "report.html").read_text()
+    assert "200 images" in text and "labels stored in the run" in text and "Warning" not in text
+
+
+def test_the_toy_run_records_its_subset(toy_run):
+    assert json.loads((toy_run / "data.json").read_text())["subset"] == 300
+    dataset, _, _ = resolve_dataset(read_run(toy_run), ReportOptions(), run_seed=3)
+    np.testing.assert_array_equal(dataset.images, naive_subset(load_dataset("digits"), 300, 3).images)
+
+
+def test_report_of_a_run_folder_without_data_json_guesses_the_subset(toy_run, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(toy_run, old, ignore=shutil.ignore_patterns("report", "data.json"))
+    assert main(["report", str(old), "--max-points", "60", "--device", "cpu"]) == 0
+    text = check_page(old / "report", DEEP_FIGURES)
+    assert "300 of the 1797" in text and "--subset 300 --seed 3" in text and "Warning" not in text
+
+
+def test_a_run_on_arrays_records_that_they_cannot_be_reloaded(tmp_path, capsys):
+    images, labels = blobs()
+    run = tmp_path / "arrays"
+    get_method("kmeans")(n_clusters=3, n_init=1, device="cpu", out_dir=str(run)).fit(images, labels)
+    assert json.loads((run / "data.json").read_text()) == {"kind": "arrays", "dataset": None}
+    assert main(["report", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "data.json" in err and "kind 'arrays'" in err and "--dataset" in err

@@ -11,8 +11,10 @@ from deepclust.evaluation import (
     collapse_statistics,
     evaluate_clustering,
     hungarian_mapping,
+    kl_to_prior,
     normalized_mutual_info,
 )
+from deepclust.evaluation.metrics import format_metrics
 
 
 def test_reexport_module():
@@ -144,3 +146,41 @@ def test_validation(y_true, y_pred, match):
 
 def test_integral_floats_accepted():
     assert cluster_accuracy([0.0, 1.0], np.array([1.0, 0.0])) == 1.0
+
+
+def test_format_metrics_line():
+    metrics = {"acc": 0.5, "nmi": 0.123456, "ari": -0.01, "n_clusters_used": 7, "seconds": 3.0}
+    assert format_metrics(metrics, "run: ") == "run: ACC 0.5000  NMI 0.1235  ARI -0.0100  clusters used 7"
+    assert format_metrics({"n_clusters_used": 2}) == "clusters used 2"
+
+
+# --- KL*, HardReg's collapse measure against a prior (docs/methods/hardreg.md) ---------------------
+def test_uniform_prior_by_hand():
+    labels = [0, 0, 0, 1]
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert kl_to_prior(labels, 2) == pytest.approx(expected)
+    assert kl_to_prior([7, 7, 7, 9], 2) == pytest.approx(expected)          # label values do not matter
+    assert kl_to_prior([0, 1, 2, 3], 4) == pytest.approx(0.0)
+    assert kl_to_prior([1, 1, 1], 4) == pytest.approx(math.log(4))         # collapse
+
+
+def test_given_prior_is_matched_by_index():
+    assert kl_to_prior([0, 0, 0, 1], 2, prior=[3, 1]) == pytest.approx(0.0)
+    swapped = 0.75 * math.log(0.75 / 0.25) + 0.25 * math.log(0.25 / 0.75)
+    assert kl_to_prior([0, 0, 0, 1], 2, prior=[1, 3]) == pytest.approx(swapped)
+    assert kl_to_prior([0, 0], 3, prior=[0.5, 0.25, 0.25]) == pytest.approx(math.log(2))  # empty clusters: 0 log 0 = 0
+
+
+def test_reported_with_the_other_statistics():
+    assert collapse_statistics([0, 0, 0, 1], 2)["kl_star"] == pytest.approx(kl_to_prior([0, 0, 0, 1], 2))
+    metrics = evaluate_clustering([0, 0, 1, 1], [0, 0, 0, 1], 2, prior=[3, 1])
+    assert metrics["kl_star"] == pytest.approx(0.0) and "acc" in metrics
+
+
+def test_kl_to_prior_errors():
+    with pytest.raises(ValueError, match="prior must hold n_clusters=2"):
+        kl_to_prior([0, 1], 2, prior=[1, 1, 1])
+    with pytest.raises(ValueError, match="labels must be 0..1"):
+        kl_to_prior([0, 5], 2, prior=[1, 1])
+    with pytest.raises(ValueError, match="distinct cluster labels"):
+        kl_to_prior([0, 1, 2], 2)

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from deepclust.losses.swapped_prediction import SwappedPredictionLoss, soft_cross_entropy
+from deepclust.losses import SwappedPredictionLoss
+from deepclust.losses.swapped_prediction import soft_cross_entropy
 
 
 def naive_h(q, s, tau):

@@ -66,3 +66,35 @@ def test_errors_survive_pickling(tmp_path):
     assert back.dataset == "cifar10" and back.hint == ei.value.hint
     fe = pickle.loads(pickle.dumps(DatasetFormatError("/x/f.bin", "bad")))
     assert str(fe) == "/x/f.bin: bad" and fe.path == "/x/f.bin"
+
+
+def test_sample_draws_the_sorted_head_of_a_seeded_permutation():
+    x = np.random.default_rng(1).integers(0, 256, size=(50, 1, 2, 2), dtype=np.uint8)
+    ds = from_arrays(x, np.arange(50) % 5)
+    for n, seed in ((1, 0), (17, 3), (50, 9)):
+        expected = sorted(np.random.default_rng(seed).permutation(50)[:n].tolist())
+        drawn = ds.sample(n, seed)
+        np.testing.assert_array_equal(drawn.images, x[expected])
+        assert drawn.labels.tolist() == [i % 5 for i in expected]
+        assert drawn.source == {"kind": "arrays", "dataset": None, "subset": n, "subset_seed": seed,
+                                "subset_of": 50}
+    assert ds.sample(np.int64(4), 2).labels.tolist() == ds.sample(4, 2).labels.tolist()
+
+
+@pytest.mark.parametrize("n", [0, -3, 51, 2.5, True, "10"])
+def test_sample_size_out_of_range_names_value_and_range(n):
+    ds = from_arrays(np.zeros((50, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match=rf"between 1 and 50 .*'array'.*got {n!r}"):
+        ds.sample(n, 0)
+
+
+def test_source_records_how_images_were_chosen():
+    ds = from_arrays(np.zeros((6, 2, 2), np.uint8), [0, 1, 2, 0, 1, 2])
+    assert ds.source == {"kind": "arrays", "dataset": None}
+    picked = ds.subset([5, 0])
+    assert picked.source == {"kind": "indices", "dataset": None, "picked_from": ds.source}
+    # a second seeded draw cannot be replayed from one flat record: it stays a hand-picked subset
+    twice = ds.sample(4, 0).sample(2, 1)
+    assert twice.source["kind"] == "indices" and twice.source["picked_from"]["subset"] == 4
+    ds.source["dataset"] = "changed"
+    assert picked.source["picked_from"]["dataset"] is None  # records are copies, not shared

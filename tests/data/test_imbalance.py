@@ -37,6 +37,7 @@ def test_subsampling_follows_the_probabilities_and_the_seed():
     assert np.array_equal(kept.labels, again.labels)
     assert not np.array_equal(kept.labels, apply_imbalance(dataset, 3, seed=2).labels)
     assert kept.n_classes == 10 and apply_imbalance(dataset, 0) is dataset
+    assert kept.source == {"kind": "arrays", "dataset": None, "imbalance": 3, "imbalance_seed": 1}
 
 
 def test_unlabelled_data_cannot_be_imbalanced():
@@ -56,5 +57,12 @@ def test_load_dataset_option_works_for_any_dataset():
 def test_cli_imbalance_argument():
     args = build_parser().parse_args(["fit", "--method", "hardreg", "--dataset", "digits", "--imbalance", "2"])
     assert len(_load_data(args, seed=0)) < len(load_dataset("digits"))
+    args = build_parser().parse_args(["fit", "--method", "hardreg", "--dataset", "digits", "--imbalance", "2",
+                                      "--subset", "300"])
+    loaded = _load_data(args, seed=4)  # both draws seeded with --seed
+    pool = load_dataset("digits", imbalance=2, seed=4)
+    expected = np.sort(np.random.default_rng(4).permutation(len(pool))[:300])
+    np.testing.assert_array_equal(loaded.images, pool.images[expected])
+    assert (loaded.source["imbalance_seed"], loaded.source["subset"], loaded.source["subset_seed"]) == (4, 300, 4)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fit", "--method", "hardreg", "--dataset", "digits", "--imbalance", "5"])
