@@ -28,6 +28,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,6 +40,7 @@ from deepclust.engine.inference import autocast_context, iterate_images, map_ima
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
+from deepclust.engine.step import amp_enabled
 from deepclust.methods import DeepClusterer, get_method, list_methods
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,23 +75,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, size: int, min_seconds: float = 0.5) -> float:
-    """float32 GFLOP/s of ``size``×``size`` matmuls (2·size³ FLOPs each), after one warm-up."""
+def matmul_gflops(device: torch.device, size: int, min_seconds: float = 0.5,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of ``size``×``size`` matmuls in ``dtype`` (2·size³ FLOPs each), after one warm-up."""
     generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device)
-    b = torch.randn(size, size, generator=generator).to(device)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
     torch.mm(a, b)
-    _sync(device)
+    sync(device)
     repeats, started = 0, time.perf_counter()
     while True:
         torch.mm(a, b)
         repeats += 1
-        _sync(device)
+        sync(device)
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds and repeats >= 2:
             break
@@ -102,70 +105,98 @@ def machine(device: torch.device) -> str:
     return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
+class StepBench:
+    """Method ``name``'s network built from ``config`` on random uint8 images of ``shape`` held on
+    ``device``, its hooks ``on_fit_start`` and ``on_epoch_start(0)`` run, ready for training steps.
+
+    :meth:`step` is one training step: ``training_step`` (views generated on the device included)
+    under the engine's autocast rule, ``backward``, ``optimizer.step`` and ``on_after_step``, on a
+    batch already on the device (one of eight prepared batches in turn, or the one given).
+    """
+
+    def __init__(self, name: str, config: dict, shape: tuple[int, ...], n_clusters: int, device: torch.device):
+        seed_everything(0)
+        channels = shape[0]
+        self.device = device
+        self.batch_size = int(config["training"]["batch_size"])
+        self.model = get_method(name)(n_clusters=n_clusters)._build_model(
+            config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device)
+        n_samples = max(4 * self.batch_size, 512)
+        images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        self.images = images.to(device)
+        eval_batch = int(config["training"].get("eval_batch_size", 512))
+        epochs = int(config["training"].get("epochs", 1))
+        self.amp = amp_enabled(config["training"], device)
+        steps_per_epoch = n_samples // self.batch_size
+        self.context = TrainingContext(
+            device=device, n_samples=n_samples, steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch,
+            max_epochs=epochs, seed=0, iterate_dataset=lambda: iterate_images(self.images, eval_batch, device),
+            map_dataset=lambda fn: map_images(fn, self.images, eval_batch, device, self.amp))
+        self.optimizer = build_optimizer(self.model.parameter_groups(), config["optimizer"])
+        self.model.train()
+        self.model.on_fit_start(self.context)
+        self.model.on_epoch_start(0, self.context)
+        generator = torch.Generator().manual_seed(1)
+        batches = [torch.randperm(n_samples, generator=generator)[:self.batch_size].to(device) for _ in range(8)]
+        self.prepared = [(to_float(self.images[indices]), indices) for indices in batches]
+        self.steps_done = 0
+
+    @property
+    def backbone(self) -> str:
+        encoders = [module for module in self.model.modules() if isinstance(module, Backbone)]
+        return getattr(encoders[0], "name", type(encoders[0]).__name__) if encoders else "(own network)"
+
+    def step(self, images: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> None:
+        if images is None:
+            images, indices = self.prepared[self.steps_done % len(self.prepared)]
+        with autocast_context(self.device, self.amp):
+            outputs = self.model.training_step(Batch(images=images, indices=indices, epoch=0, step=self.steps_done))
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs["loss"].backward()
+        self.optimizer.step()
+        self.model.on_after_step(self.steps_done, self.context)
+        self.steps_done += 1
+
+
+def time_steps(step: Callable[[], None], warmup: int, steps: int, device: torch.device,
+               deadline: float | None = None) -> tuple[float, int]:
+    """Seconds of ``steps`` calls of ``step`` after ``warmup`` untimed ones, and the number timed:
+    fewer when ``deadline`` (a ``time.perf_counter`` value) passes first, but at least one."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    started, done = time.perf_counter(), 0
+    while done < steps and (done == 0 or deadline is None or time.perf_counter() < deadline):
+        step()
+        done += 1
+        sync(device)
+    return time.perf_counter() - started, done
+
+
+def count_flops(step: Callable[[], None]) -> float:
+    """FLOPs of one call of ``step`` by ``FlopCounterMode`` (matmuls and convolutions, forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return float(counter.get_total_flops())
+
+
 def measure_method(name: str, args: argparse.Namespace, device: torch.device) -> dict:
-    cls = get_method(name)
-    config = cls.preset_config(args.preset)  # raises when the preset is missing
+    config = get_method(name).preset_config(args.preset)  # raises when the preset is missing
     if args.backbone != "preset":  # the whole section: the preset's options may not apply to this backbone
         config = {**config, "backbone": {"name": args.backbone}}
     if args.batch_size != "preset":
         config = deep_merge(config, {"training": {"batch_size": int(args.batch_size)}}, strict=False)
-    batch_size = int(config["training"]["batch_size"])
-    shape = args.image_shape
-    seed_everything(0)
-    channels = shape[0]
-    model = cls(n_clusters=args.n_clusters)._build_model(config, args.n_clusters, shape, (0.5,) * channels,
-                                                          (0.29,) * channels).to(device)
-    n_samples = max(4 * batch_size, 512)
-    images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    images = images.to(device)
-    eval_batch = int(config["training"].get("eval_batch_size", 512))
-    epochs = int(config["training"].get("epochs", 1))
-    amp = bool(config["training"].get("amp", True)) and device.type == "cuda"
-    context = TrainingContext(device=device, n_samples=n_samples, steps_per_epoch=n_samples // batch_size,
-                              total_steps=epochs * (n_samples // batch_size), max_epochs=epochs, seed=0,
-                              iterate_dataset=lambda: iterate_images(images, eval_batch, device),
-                              map_dataset=lambda fn: map_images(fn, images, eval_batch, device, amp))
-    optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
-    model.train()
-    model.on_fit_start(context)
-    model.on_epoch_start(0, context)
-    generator = torch.Generator().manual_seed(1)
-    batches = [torch.randperm(n_samples, generator=generator)[:batch_size] for _ in range(8)]
-    prepared = [(to_float(images[idx.to(device)]), idx.to(device)) for idx in batches]
-    step = 0
-
-    def one_step() -> None:
-        nonlocal step
-        batch_images, indices = prepared[step % len(prepared)]
-        with autocast_context(device, amp):
-            outputs = model.training_step(Batch(images=batch_images, indices=indices, epoch=0, step=step))
-        optimizer.zero_grad(set_to_none=True)
-        outputs["loss"].backward()
-        optimizer.step()
-        model.on_after_step(step, context)
-        step += 1
-
-    for _ in range(args.warmup):
-        one_step()
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(args.steps):
-        one_step()
-    _sync(device)
-    seconds = time.perf_counter() - started
-    counter = FlopCounterMode(display=False)
-    with counter:
-        one_step()
-    flops = float(counter.get_total_flops())
-    seconds_per_step = seconds / args.steps
-    encoders = [module for module in model.modules() if isinstance(module, Backbone)]
-    backbone = getattr(encoders[0], "name", type(encoders[0]).__name__) if encoders else "(own network)"
+    bench = StepBench(name, config, args.image_shape, args.n_clusters, device)
+    seconds, steps = time_steps(bench.step, args.warmup, args.steps, device)
+    flops = count_flops(bench.step)
+    seconds_per_step = seconds / steps
     return {
-        "method": name, "status": "ok", "backbone": backbone, "batch_size": batch_size,
-        "image_size": model.image_size, "parameters": sum(p.numel() for p in model.parameters()),
-        "images_per_second": batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
+        "method": name, "status": "ok", "backbone": bench.backbone, "batch_size": bench.batch_size,
+        "image_size": bench.model.image_size, "parameters": sum(p.numel() for p in bench.model.parameters()),
+        "images_per_second": bench.batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
         "gflop_per_step": flops / 1e9, "gflops": flops / seconds_per_step / 1e9,
-        "timed_steps": args.steps, "warmup_steps": args.warmup,
+        "timed_steps": steps, "warmup_steps": args.warmup,
     }
 
 

@@ -2,32 +2,44 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import inspect
 import json
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from deepclust.data import dataset_status, list_datasets, load_dataset
+from deepclust.data import dataset_status, list_datasets, load_dataset, load_source, read_source
 from deepclust.engine import distributed
-from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment, with_shared_sections
 from deepclust.engine.runtime import resolve_device
+from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering, format_metrics
 from deepclust.evaluation.shift import evaluate_shifts, format_shift_table, parse_shift
 from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator
+from deepclust.methods.base import configured_image_size
+from deepclust.methods.concurl import evaluate_paper_protocol as concurl_paper_protocol
+
+#: ``evaluate --protocol`` names → a paper's own evaluation (estimator, dataset, seed) → marked metrics.
+PAPER_PROTOCOLS = {"concurl-paper": concurl_paper_protocol}
 
 
 class CommandError(Exception):
     """A user error on the command line."""
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser, required: bool, data_options: bool = False) -> None:
+def _add_data_arguments(parser: argparse.ArgumentParser, required: bool, data_options: bool = False,
+                        split_from_config: bool = False) -> None:
     parser.add_argument("--dataset", required=required, help=f"dataset name ({', '.join(list_datasets())})")
     parser.add_argument("--data-root", help="folder holding the dataset files (default: see `deepclust datasets`)")
-    parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
+    if split_from_config:
+        parser.add_argument("--split", help="train, test or all (default: the configuration's data.split, as a "
+                                            "paper preset sets it; else all = train+test)")
+    else:
+        parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
     parser.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
     parser.add_argument("--imbalance", type=int, default=0, choices=(0, 1, 2, 3),
                         help="class-imbalance protocol 1-3 of HardReg: subsample each class with its own "
@@ -45,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="train a method on a dataset and evaluate it")
     fit.add_argument("--method", required=True, help="method name (see `deepclust methods`)")
-    _add_data_arguments(fit, required=True, data_options=True)
+    _add_data_arguments(fit, required=True, data_options=True, split_from_config=True)
     fit.add_argument("--preset", help="preset name of the method (see `deepclust methods`)")
     fit.add_argument("--config", help="YAML/TOML file merged over the preset")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -60,8 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--max-minutes", type=float, help="training time budget; stops cleanly and evaluates")
-    fit.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its last checkpoint, with its own config.yaml (it may "
+                          "change --epochs, --max-minutes and logging); see docs/RUNS.md")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace the run in --out: delete the files a run writes there first")
+    fit.add_argument("--logger", help="loggers besides log.jsonl, comma-separated: csv, tensorboard "
+                                      "(sets training.loggers)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    fit.add_argument("--refine", action="store_true",
+                     help="after training, refine by self-labelling (the config's refine section; tune it with "
+                          "--set refine.KEY=VALUE; see docs/REFINE_AND_ENSEMBLE.md)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run on a dataset")
     evaluate.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
@@ -71,11 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--shift", action="append", default=[], metavar="NAME:SEVERITY",
                           help="also evaluate (no refit) on a corrupted copy of the dataset, e.g. gaussian_noise:3 "
                                "(severity 1-5; names: see deepclust.evaluation.shift.list_shifts); repeatable")
+    evaluate.add_argument("--protocol", default="default", choices=("default",) + tuple(PAPER_PROTOCOLS),
+                          help="default: the label-free evaluation; concurl-paper: ConCURL's published protocol, "
+                               "the best of four representations chosen WITH THE LABELS (default data: the run's "
+                               "training data; writes <run>/metrics-concurl-paper.json)")
 
     predict = commands.add_parser("predict", help="write cluster labels of a dataset to CSV")
     predict.add_argument("--run", required=True, help="run folder (holding model.pt) or a model.pt file")
     _add_data_arguments(predict, required=True, data_options=True)
-    predict.add_argument("--output", default="labels.csv", help="CSV file to write (index,label)")
+    predict.add_argument("--output", default="labels.csv",
+                         help="CSV file to write: index,label, or index,path,label for an image folder")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--seed", type=int, default=0)
 
@@ -84,23 +110,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list methods and their presets")
 
-    bench = commands.add_parser("bench", help="train every method and the k-means baselines on one dataset; "
-                                              "write a results table (.md, .csv, .json)")
+    ensemble = commands.add_parser("ensemble", help="consensus clustering of several fitted runs on the same data; "
+                                                    "writes labels.csv, metrics.json, ensemble.json, data.json")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders of `deepclust fit` (two or more)")
+    ensemble.add_argument("--out", help="the ensemble's folder (default: runs/ensemble-<time>)")
+    ensemble.add_argument("--n-clusters", type=int, help="clusters of the consensus (default: the runs')")
+    ensemble.add_argument("--seed", type=int, default=0, help="seed of the k-means++ starts")
+    ensemble.add_argument("--n-init", type=int, default=10, help="k-means++ starts besides one per run (default 10)")
+    ensemble.add_argument("--data-root", help="where the runs' dataset is, for ACC/NMI/ARI (default: their data.json's)")
+    ensemble.add_argument("--device", default="cpu", help="where the consensus k-means runs (default cpu)")
+    ensemble.add_argument("--overwrite", action="store_true", help="replace an ensemble already in --out")
+
+    bench = commands.add_parser("bench", help="train every method and the baselines on one dataset over several "
+                                              "seeds; write a results table (.md, .csv, .json)")
     _add_data_arguments(bench, required=True)
     bench.add_argument("--methods", default="all", help="'all' (every registered deep method) or m1,m2,...")
     bench.add_argument("--budget-minutes", type=float, required=True, help="training time budget of each run")
-    bench.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2 (default: 0)")
+    bench.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2); the table shows "
+                                                        "mean ± sample sd, the JSON every run")
     bench.add_argument("--preset", help="preset of every deep method (default: cpu-fashion-mnist)")
     bench.add_argument("--out", default="benchmarks/results", help="folder of <dataset>.md/.csv/.json")
     bench.add_argument("--runs-dir", help="folder of the run folders (default: runs/bench-<dataset>-<time>)")
     bench.add_argument("--n-clusters", type=int, help="number of clusters (default: the dataset's classes)")
-    bench.add_argument("--baselines", default="pixels,small_cnn",
-                       help="k-means baselines: 'pixels' and/or backbone names (random weights); 'none' for none")
+    bench.add_argument("--baselines", default="all",
+                       help="comma-separated: kmeans, umap-gmm (on pixels), kmeans-<backbone>, umap-gmm-<backbone> "
+                            "(random weights, e.g. kmeans-small_cnn), ae-umap-gmm (N2D, trained under "
+                            "--budget-minutes); 'all' = kmeans,umap-gmm,ae-umap-gmm (default); 'none'; "
+                            "old spellings: pixels = kmeans, <backbone> = kmeans-<backbone>")
     bench.add_argument("--baseline-image-size", type=int,
-                       help="resize images to this size for the k-means baselines (a backbone's minimum size)")
-    bench.add_argument("--kmeans-n-init", type=int, default=10, help="k-means restarts of the baselines")
+                       help="resize images to this size for the backbone baselines (a backbone's minimum size)")
+    bench.add_argument("--kmeans-n-init", type=int, default=10, help="k-means restarts of the k-means baselines")
+    bench.add_argument("--no-embedding-quality", action="store_true",
+                       help="skip the kNN and linear-probe accuracies of the embeddings (which use the labels)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     bench.add_argument("--verbose", action="store_true", help="progress bars of the deep methods")
+    bench.add_argument("--resume", action="store_true",
+                       help="--runs-dir holds an earlier run of this benchmark: keep its finished runs (their rows "
+                            "from --out's JSON) and run the others again")
+    bench.add_argument("--overwrite", action="store_true",
+                       help="--runs-dir holds an earlier run of this benchmark: run every job again (deletes their "
+                            "run files)")
+    bench.add_argument("--refine", nargs="*", metavar="KEY=VALUE",
+                       help="train each deep method with the refine stage, its refine.KEY set to VALUE (e.g. "
+                            "--refine epochs=5 max_minutes=3): rows 'M' (before) and 'M + refine' (after)")
+    bench.add_argument("--ensemble", action="store_true",
+                       help="add a row per seed: the consensus of that seed's deep-method runs")
 
     report = commands.add_parser("report", help="HTML report of a run: curves, confusion matrix, embedding map, "
                                                 "cluster sizes and sample images")
@@ -127,9 +181,10 @@ def _data_options(assignments: list[str]) -> dict:
     return options
 
 
-def _load_data(args, seed: int):
-    dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, imbalance=args.imbalance,
-                           seed=seed, **_data_options(getattr(args, "data_option", [])))
+def _load_data(args, seed: int, training_size: int | None = None):
+    """The --dataset data; image folders are stored for ``training_size`` px training (load_dataset)."""
+    dataset = load_dataset(args.dataset, root=args.data_root, split=args.split or "all", imbalance=args.imbalance,
+                           seed=seed, training_size=training_size, **_data_options(getattr(args, "data_option", [])))
     return dataset if args.subset is None else dataset.sample(args.subset, seed)
 
 
@@ -138,7 +193,7 @@ def _estimator_params(estimator_class, args) -> dict:
     params = {}
     candidates = {
         "preset": args.preset, "max_epochs": args.max_epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "max_minutes": args.max_minutes, "resume": args.resume or None,
+        "max_minutes": args.max_minutes, "resume": args.resume or None, "overwrite": args.overwrite or None,
     }
     for name, value in candidates.items():
         if value is None:
@@ -152,9 +207,14 @@ def _estimator_params(estimator_class, args) -> dict:
         config = read_config_file(args.config)
     for assignment in args.set:
         config = deep_merge(config, parse_assignment(assignment), strict=False)
+    if args.refine:
+        config = deep_merge(config, {"refine": {"enabled": True}}, strict=False)
+    if args.logger:
+        names = [name.strip() for name in args.logger.split(",") if name.strip()]
+        config = deep_merge(config, {"training": {"loggers": ["jsonl", *names]}}, strict=False)
     if config:
         if "config" not in accepted:
-            raise CommandError(f"method '{args.method}' takes no configuration (--config/--set)")
+            raise CommandError(f"method '{args.method}' takes no configuration (--config/--set/--refine)")
         params["config"] = config
     for assignment in args.param:
         if "=" not in assignment:
@@ -171,13 +231,30 @@ def _print_metrics(metrics: dict, prefix: str = "") -> None:
     print(format_metrics(metrics, prefix))
 
 
+def _configured_data(estimator_class, params: dict, out: str | None) -> tuple[str, int | None]:
+    """The split of a fit without --split and the image side it trains on: the configuration's
+    ``data.split`` and ``augmentation.image_size`` (deep methods; a resumed run's own), else all and None."""
+    if not issubclass(estimator_class, DeepClusterer):
+        return "all", None
+    estimator = estimator_class(**params, out_dir=out)
+    return estimator.data_split(), estimator.training_image_size()
+
+
+def _trained_image_size(estimator) -> int | None:
+    """The image side a loaded model was trained on, for which new image-folder data is stored."""
+    return configured_image_size(getattr(estimator, "config_", None) or {})
+
+
 def command_fit(args) -> int:
     estimator_class = get_method(args.method)
-    dataset = _load_data(args, args.seed)
+    params = _estimator_params(estimator_class, args)
+    split, training_size = _configured_data(estimator_class, params, args.out)
+    if args.split is None:  # an explicit --split wins over the preset's data.split
+        args.split = split
+    dataset = _load_data(args, args.seed, training_size)
     n_clusters = args.n_clusters or dataset.n_classes
     if not n_clusters:
         raise CommandError(f"dataset '{dataset.name}' has no labels: give --n-clusters")
-    params = _estimator_params(estimator_class, args)
     distributed.init_from_environment(resolve_device(args.device))  # under torchrun: join the process group
     try:
         out = Path(args.out) if args.out else Path("runs") / f"{args.method}-{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -188,16 +265,73 @@ def command_fit(args) -> int:
         main_process = distributed.is_main_process()
         if main_process:
             workers = f", {distributed.world_size()} processes" if distributed.is_distributed() else ""
-            print(f"fitting {args.method} on {dataset.name} ({len(dataset)} images, shape {dataset.shape}), "
-                  f"K={n_clusters}, run folder {out}{workers}", flush=True)
-        estimator.fit(dataset)
+            print(f"fitting {args.method} on {dataset.name} (split {args.split}, {len(dataset)} images, shape "
+                  f"{dataset.shape}), K={n_clusters}, run folder {out}{workers}", flush=True)
+        try:
+            estimator.fit(dataset)
+        except KeyboardInterrupt as interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped: a further Ctrl-C has nothing left to cut short
+            if main_process:
+                print(_interrupted_line(interrupt, _continue_command(args, out)), flush=True)
+            return 128 + signal.SIGINT
         if main_process:
             metrics = estimator.metrics_
             _print_metrics(metrics, prefix=f"{args.method} on {dataset.name}: ")
+            if "before_refine" in metrics:
+                _print_metrics(metrics["before_refine"], prefix=f"{args.method} before refinement: ")
+            for name, entry in metrics.items():  # label-selected paper-protocol numbers, marked as such
+                if isinstance(entry, dict) and entry.get("selected_with_labels"):
+                    _print_metrics(entry, prefix=f"{name} (SELECTED WITH LABELS, not label-free): ")
             print(f"{metrics['seconds']:.1f} s; wrote {out / 'metrics.json'}")
+            used = metrics.get("n_clusters_used")
+            if used is not None and used < n_clusters / 2:
+                print(f"warning: collapse: {used} of {n_clusters} clusters used", flush=True)
+        result = getattr(estimator, "fit_result_", None)
+        if result is None or result.stop_reason == "completed":
+            return 0
+        if result.stop_signal:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping as asked: nothing left to cut short
+        if main_process:
+            print(_stop_line(estimator, args, out), flush=True)
+        return 128 + result.stop_signal if result.stop_signal else 0
     finally:
         distributed.shutdown()
-    return 0
+
+
+def _continue_command(args, out: Path, budget: float | None = None) -> str:
+    """The command that continues this fit: its own words without --overwrite, with --out and --resume,
+    and after a time budget ``budget`` a larger --max-minutes."""
+    words, skip_value = [], False
+    for word in args.argv:
+        if skip_value:
+            skip_value = False
+        elif word == "--overwrite" or (budget is not None and word.startswith("--max-minutes=")):
+            continue
+        elif budget is not None and word == "--max-minutes":
+            skip_value = True
+        else:
+            words.append(word)
+    words += ([] if args.out else ["--out", str(out)]) + ([] if args.resume else ["--resume"])
+    words += [] if budget is None else ["--max-minutes", f"{2 * budget:g}"]
+    return shlex.join(["deepclust", *words])
+
+
+def _stop_line(estimator, args, out: Path) -> str:
+    """The last line of a fit that stopped early: why, where, and how to continue."""
+    result, training = estimator.fit_result_, estimator.config_["training"]
+    budget = None if result.stop_signal else training.get("max_minutes")
+    more = f" (the budget counts the {budget:g} min trained so far)" if budget else ""
+    return (f"{result.stop_reason} after {result.epochs_completed} of {training['epochs']} epochs (step "
+            f"{result.global_step}); model.pt holds the model so far; continue with: "
+            f"{_continue_command(args, out, budget)}{more}")
+
+
+def _interrupted_line(interrupt: KeyboardInterrupt, command: str) -> str:
+    """The last line of a fit stopped at once (a second Ctrl-C): nothing after the last checkpoint is kept."""
+    where = getattr(interrupt, "step", None)
+    kept = (f"the last checkpoint, at epoch {interrupt.epoch} (step {where}), is kept" if where is not None
+            else "no checkpoint was written")
+    return f"interrupted: stopped at once, without evaluating; {kept}; continue with: {command}"
 
 
 def _run_model_path(run: str) -> Path:
@@ -215,11 +349,15 @@ def command_evaluate(args) -> int:
     if shifts and args.dataset is None:
         raise CommandError("--shift needs --dataset (the data to corrupt)")
     estimator = load_estimator(path, device=args.device)
+    if args.protocol != "default":
+        if shifts:
+            raise CommandError("--shift and --protocol cannot be combined")
+        return _evaluate_paper_protocol(args, estimator, path.parent)
     if args.dataset is None:
         metrics = estimator.metrics_
         _print_metrics(metrics, prefix="stored training metrics: ")
         return 0
-    dataset = _load_data(args, args.seed)
+    dataset = _load_data(args, args.seed, _trained_image_size(estimator))
     if shifts:
         rows = evaluate_shifts(estimator, dataset, shifts, seed=args.seed)
         print(f"{dataset.name} ({len(dataset)} images), predicted with the trained model (no refit):")
@@ -233,17 +371,47 @@ def command_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_paper_protocol(args, estimator, run_dir: Path) -> int:
+    """``evaluate --protocol NAME``: a paper's own evaluation, on --dataset or the run's training data."""
+    protocol = PAPER_PROTOCOLS[args.protocol]
+    if args.dataset is not None:
+        dataset = _load_data(args, args.seed, _trained_image_size(estimator))
+    else:
+        source = read_source(run_dir)
+        if source is None:
+            raise CommandError(f"--protocol {args.protocol} without --dataset needs the run's data.json in {run_dir}")
+        dataset = load_source(source, args.data_root)
+    result = protocol(estimator, dataset, seed=args.seed)
+    print(f"{args.protocol} protocol on {dataset.name} ({len(dataset)} images): {result['selection']}")
+    for name, metrics in result["representations"].items():
+        _print_metrics(metrics, prefix=f"  {name:<15} ")
+    _print_metrics(result, prefix=f"SELECTED WITH LABELS ({result['selected_representation']}): ")
+    output = run_dir / f"metrics-{args.protocol}.json"
+    output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {output}")
+    print(json.dumps(result))
+    return 0
+
+
 def command_predict(args) -> int:
     estimator = load_estimator(_run_model_path(args.run), device=args.device)
-    dataset = _load_data(args, args.seed)
+    dataset = _load_data(args, args.seed, _trained_image_size(estimator))
     labels = estimator.predict(dataset)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "label"])
-        writer.writerows(enumerate(labels.tolist()))
-    print(f"wrote {len(labels)} labels to {output}")
+    write_labels(output, labels, dataset.paths)
+    print(f"wrote {len(labels)} labels to {output}" + ("" if dataset.paths is None else " (index,path,label)"))
+    return 0
+
+
+def command_ensemble(args) -> int:
+    out = Path(args.out or Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = ensemble_runs(args.runs, out, n_clusters=args.n_clusters, seed=args.seed, n_init=args.n_init,
+                           data_root=args.data_root, device=args.device, overwrite=args.overwrite)
+    for member in result.members:
+        _print_metrics(member, prefix=f"member {member['run']} ({member['method']}, J {member['objective']:.4f}): ")
+    _print_metrics(result.metrics, prefix=f"ensemble of {len(result.members)} (J {result.metrics['objective']:.4f}): ")
+    print(f"wrote {out / 'labels.csv'} and {out / 'metrics.json'}")
     return 0
 
 
@@ -274,29 +442,43 @@ def _int_list(text: str, option: str) -> list[int]:
         raise CommandError(f"{option} expects comma-separated integers, e.g. 0,1,2; got '{text}'") from None
 
 
-def command_bench(args) -> int:
-    import shlex
+def _refine_overrides(assignments: list[str] | None) -> dict | None:
+    """``bench --refine KEY=VALUE ...`` as a ``refine`` section override, checked against the section."""
+    if assignments is None:
+        return None
+    overrides: dict = {}
+    for assignment in assignments:
+        overrides = deep_merge(overrides, parse_assignment(assignment), strict=False)
+    with_shared_sections({"refine": overrides})  # an unknown key fails here, before any training
+    return overrides
 
+
+def command_bench(args) -> int:
     from deepclust.reporting.bench import BenchSettings, run_benchmark
 
     seeds = _int_list(args.seeds, "--seeds")
-    baselines = [] if args.baselines.strip() == "none" else [b.strip() for b in args.baselines.split(",") if b.strip()]
     settings = BenchSettings(
         dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
         preset=args.preset, subset=args.subset, split=args.split, imbalance=getattr(args, "imbalance", 0) or 0,
         data_root=args.data_root, out=args.out,
-        runs_dir=args.runs_dir, device=args.device, n_clusters=args.n_clusters, baselines=baselines,
-        baseline_image_size=args.baseline_image_size, kmeans_n_init=args.kmeans_n_init, verbose=args.verbose)
-    words = ["deepclust", "bench", "--dataset", args.dataset, "--methods", args.methods,
+        runs_dir=args.runs_dir, device=args.device, n_clusters=args.n_clusters, baselines=args.baselines,
+        baseline_image_size=args.baseline_image_size, kmeans_n_init=args.kmeans_n_init,
+        embedding_quality=not args.no_embedding_quality, refine=_refine_overrides(args.refine), ensemble=args.ensemble,
+        verbose=args.verbose, resume=args.resume, overwrite=args.overwrite)
+    words = ["deepclust", "bench", "--dataset", args.dataset, "--methods", args.methods, "--baselines", args.baselines,
              "--budget-minutes", f"{args.budget_minutes:g}", "--seeds", ",".join(map(str, seeds))]
     for option, value in (("--preset", args.preset), ("--subset", args.subset), ("--split", args.split),
                           ("--imbalance", settings.imbalance or None),
                           ("--data-root", args.data_root), ("--n-clusters", args.n_clusters),
-                          ("--baselines", args.baselines), ("--baseline-image-size", args.baseline_image_size),
+                          ("--baseline-image-size", args.baseline_image_size),
                           ("--kmeans-n-init", args.kmeans_n_init), ("--device", args.device), ("--out", args.out)):
-        defaults = {"--split": "all", "--baselines": "pixels,small_cnn", "--kmeans-n-init": 10, "--device": "auto"}
+        defaults = {"--split": "all", "--kmeans-n-init": 10, "--device": "auto"}
         if value is not None and defaults.get(option) != value:
             words += [option, str(value)]
+    if args.no_embedding_quality:
+        words.append("--no-embedding-quality")
+    words += [] if args.refine is None else ["--refine", *args.refine]
+    words += ["--ensemble"] if args.ensemble else []
     paths = run_benchmark(settings, command=shlex.join(words), log=lambda text: print(text, flush=True))
     print("wrote " + ", ".join(map(str, paths)))
     return 0
@@ -319,7 +501,7 @@ def command_report(args) -> int:
 
 COMMANDS = {"fit": command_fit, "evaluate": command_evaluate, "predict": command_predict,
             "datasets": command_datasets, "methods": command_methods, "bench": command_bench,
-            "report": command_report}
+            "report": command_report, "ensemble": command_ensemble}
 
 
 def _check_launcher(args) -> None:
@@ -335,10 +517,14 @@ def _check_launcher(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _check_launcher(args)
         return COMMANDS[args.command](args)
-    except (CommandError, ConfigError, ValueError, OSError, RuntimeError) as error:
+    except KeyboardInterrupt:
+        print(f"deepclust {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except (CommandError, ConfigError, ValueError, OSError, RuntimeError, MemoryError) as error:
         if args.debug:
             raise
         print(f"deepclust {args.command}: error: {error}", file=sys.stderr)

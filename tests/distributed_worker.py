@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
+from deepclust.data import ImageDataset
 from deepclust.engine import distributed
 from deepclust.methods import get_method
 
@@ -41,16 +42,25 @@ def make_estimator(method: str, config: dict, **params):
     """The method's estimator trained with exactly ``config`` (no preset merged underneath)."""
     cls = get_method(method)
     estimator = cls(**params)
-    estimator.resolved_config = lambda: copy.deepcopy(config)
+    estimator.resolved_config = lambda run_config=None: copy.deepcopy(config)
     return estimator
+
+
+def training_data(data_file: str) -> ImageDataset:
+    """The images and labels of ``data_file`` (.npz); its optional array ``unlabeled`` names the
+    images of the dataset part "unlabeled"."""
+    data = np.load(data_file)
+    parts = {"unlabeled": data["unlabeled"]} if "unlabeled" in data else None
+    n_classes = int(data["labels"].max()) + 1
+    return ImageDataset(data["images"], data["labels"], "npz", [str(k) for k in range(n_classes)], n_classes,
+                        parts=parts)
 
 
 def fit_worker(rank: int, world_size: int, port: int, method: str, config: dict, data_file: str,
                out_dir: str, params: dict) -> None:
     join_process_group(rank, world_size, port)
-    data = np.load(data_file)
     estimator = make_estimator(method, config, device="cpu", seed=0, out_dir=out_dir, **params)
-    estimator.fit(data["images"], data["labels"])
+    estimator.fit(training_data(data_file))
     torch.save({"state": estimator.model_.state_dict(), "labels": estimator.labels_,
                 "steps": estimator.fit_result_.global_step}, Path(out_dir) / f"rank{rank}.pt")
     distributed.shutdown()

@@ -35,8 +35,10 @@ def naive_sinkhorn(scores, eps, n_iters):
 
 
 def naive_kmeans(points, n_groups, n_iterations):
-    """Lloyd's algorithm with lists: seeds = first rows, squared Euclidean, first index on ties,
-    an empty group counts 1 (centroid 0); labels of the last assignment, centroids their means."""
+    """Lloyd's algorithm with lists and ``n_groups`` slots, as DCHL's reference runs it: seeds =
+    the first rows (fewer than ``n_groups`` when the batch is smaller), squared Euclidean, first
+    index on ties; every update fills all ``n_groups`` slots, an empty group counting 1 (centroid
+    0). Labels of the last assignment, centroids their means."""
     points = [[float(v) for v in row] for row in points]
     dim = len(points[0])
     centroids = [list(row) for row in points[:n_groups]]
@@ -46,7 +48,7 @@ def naive_kmeans(points, n_groups, n_iterations):
             distances = [sum((a - b) ** 2 for a, b in zip(p, c)) for c in centroids]
             labels.append(distances.index(min(distances)))
         centroids = []
-        for k in range(len(distances)):
+        for k in range(n_groups):
             members = [p for p, label in zip(points, labels) if label == k]
             count = max(len(members), 1)
             centroids.append([sum(p[d] for p in members) / count for d in range(dim)])
@@ -105,6 +107,7 @@ TINY = {
     "hadis": {"backbone": SMALL_CNN,
               "method": {"projector_hidden_dim": 32, "predictor_hidden_dim": 32, "feature_dim": 16,
                          "kmeans_restarts": 1}},
+    "ae-umap-gmm": {"method": {"hidden_dims": [32, 32]}, "inference": {"n_components": 4, "n_epochs": 30}},
     "hardreg": {"method": {"nz": 16}},
     "htcn": {"backbone": SMALL_CNN,
              "method": {"projector_hidden": 32, "projection_dim": 16, "predictor_hidden": 32, "cluster_hidden": 16}},
@@ -153,3 +156,82 @@ def fashion_mnist_subset(n: int, seed: int = 0):
 
     data = load_dataset("fashion-mnist")
     return data.subset(np.sort(np.random.default_rng(seed).permutation(len(data))[:n]))
+
+
+def write_image_folder(root, sizes, n_classes: int = 2) -> Path:
+    """Solid-colour PNG images of the given (width, height) in ``root/<class>/``, image k in class k mod
+    ``n_classes``; returns ``root``."""
+    from PIL import Image
+
+    root = Path(root)
+    for k, (width, height) in enumerate(sizes):
+        folder = root / f"class{k % n_classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (width, height), (40 * k % 256, 0, 0)).save(folder / f"{k}.png")
+    return root
+
+
+class Loaded(Exception):
+    """Stops a fit once its data is loaded."""
+
+
+def stop_after_loading(monkeypatch, module: str) -> list:
+    """Make ``module``'s load_dataset load for real, keep the dataset and stop the caller with Loaded."""
+    from deepclust.data import load_dataset
+
+    loaded = []
+
+    def load_and_stop(*args, **kwargs):
+        loaded.append(load_dataset(*args, **kwargs))
+        raise Loaded
+
+    monkeypatch.setattr(f"{module}.load_dataset", load_and_stop)
+    return loaded
+
+
+
+#: Runs ``deepclust`` in a fresh process with the toy method registered (``python -c`` of this, then the args).
+CLI_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, {tests!r}); import torch; torch.set_num_threads(1); import toy_method; "
+    "from deepclust.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def cli_command(*args: str) -> list[str]:
+    """The argv of ``deepclust ARGS`` in a subprocess (the toy method registered, one torch thread)."""
+    import sys
+
+    return [sys.executable, "-c", CLI_BOOTSTRAP.format(tests=str(Path(__file__).resolve().parent)), *map(str, args)]
+
+
+def run_cli(*args: str, timeout: float = 300):
+    """``deepclust ARGS`` in a subprocess, waited for: the CompletedProcess (text stdout/stderr)."""
+    import subprocess
+
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def load_benchmark(name: str):
+    """The module of the script ``benchmarks/<name>.py`` (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"deepclust_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_sklearn_checks(estimator, expected_failed: dict[str, str]) -> int:
+    """Run scikit-learn's ``check_estimator`` on ``estimator``: exactly the checks of ``expected_failed``
+    (check name → why it does not apply) fail, every other one passes (but the array-API check,
+    skipped without ``SCIPY_ARRAY_API``). Returns the number of checks that passed."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(estimator, on_fail=None, expected_failed_checks=expected_failed)
+    unexpected = [(r["check_name"], r["status"], str(r["exception"])[:300]) for r in results
+                  if r["status"] != ("xfail" if r["expected_to_fail"] else "passed")
+                  and not (r["status"] == "skipped" and r["check_name"] == "check_array_api_input")]
+    assert not unexpected, unexpected
+    return sum(r["status"] == "passed" for r in results)

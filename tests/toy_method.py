@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from deepclust.engine.model import ClusteringModel
+from deepclust.engine.model import ClusteringModel, EpochPass
 from deepclust.heads import cluster_head, mlp
 from deepclust.losses import ClusterContrastiveLoss
 from deepclust.methods import DeepClusterer, register_method
@@ -22,12 +22,16 @@ TOY_CONFIG = {
     "training": {"epochs": 3, "batch_size": 16, "drop_last": True, "eval_every": 1, "eval_batch_size": 64,
                  "log_every": 1, "checkpoint_every_minutes": 0.0, "amp": True, "grad_clip": None,
                  "skip_nonfinite": False, "max_minutes": None},
-    "method": {"noise": 0.1, "stop_at_step": None, "step_sleep": 0.0},
+    "method": {"noise": 0.1, "stop_at_step": None, "step_sleep": 0.0, "passes": None},
 }
 
 
 class ToyModel(ClusteringModel):
-    """Flattened pixels → MLP → softmax head; two noisy copies as views; cluster contrastive loss."""
+    """Flattened pixels → MLP → softmax head; two noisy copies as views; cluster contrastive loss.
+
+    ``method.passes``: None (one pass over everything) or a list of ``[part name, terms]``, one
+    pass per dataset part; ``seen`` records (pass name, terms, indices) of every training batch.
+    """
 
     def __init__(self, config, n_clusters, input_shape, mean=None, std=None):
         super().__init__(config, n_clusters, input_shape, mean, std)
@@ -36,8 +40,15 @@ class ToyModel(ClusteringModel):
         self.head = cluster_head([16, n_clusters])
         self.loss = ClusterContrastiveLoss()
         self.noise = config["method"]["noise"]
+        self.seen = []
+
+    def epoch_passes(self, n_samples, parts):
+        if self.config["method"]["passes"] is None:
+            return super().epoch_passes(n_samples, parts)
+        return [EpochPass(name, parts[name], terms) for name, terms in self.config["method"]["passes"]]
 
     def training_step(self, batch):
+        self.seen.append((batch.pass_name, batch.terms, batch.indices.tolist()))
         x = batch.images.flatten(1)
         view1 = x + self.noise * torch.randn_like(x)
         view2 = x + self.noise * torch.randn_like(x)

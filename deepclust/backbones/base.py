@@ -9,6 +9,11 @@ import torch
 from torch import nn
 
 
+#: Attribute set on a BatchNorm layer of a frozen part of a backbone: it keeps its running statistics
+#: and normalises with them (eval mode) during training too.
+FROZEN_STATISTICS = "frozen_statistics"
+
+
 class Backbone(nn.Module):
     """An encoder mapping a batch to features of shape ``(B, feature_dim)``.
 
@@ -23,6 +28,28 @@ class Backbone(nn.Module):
     feature_dim: int
     in_channels: int
     input_rank: int | None = 3
+
+    #: True for a plain stack of layers: one stage begins at each convolution or linear layer (its
+    #: normalisation and activation belong to it); else the stages are the top-level children that
+    #: hold parameters, unless :meth:`stage_names` is overridden (ResNet: its four residual stages).
+    stages_by_layer: bool = False
+
+    def stage_names(self) -> list[str]:
+        """Names of the submodules that begin the backbone's stages, first to last: what
+        ``backbone.freeze: N`` counts (it trains the last N stages); see :attr:`stages_by_layer`."""
+        if self.stages_by_layer:
+            return [name for name, module in self.named_modules()
+                    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+        return [name for name, child in self.named_children() if any(True for _ in child.parameters())]
+
+    def train(self, mode: bool = True):
+        """Train/eval mode as ``nn.Module.train``, except that normalisation layers marked
+        :data:`FROZEN_STATISTICS` (those of a frozen part, ``backbone.freeze``) stay in eval mode."""
+        super().train(mode)
+        for module in self.modules():
+            if getattr(module, FROZEN_STATISTICS, False):
+                module.eval()
+        return self
 
     def _fail(self, shape: Sequence[int], expected: str) -> None:
         raise ValueError(

@@ -23,6 +23,7 @@ class Conv1DNet(Backbone):
     """
 
     name = "conv1d"
+    stages_by_layer = True
     input_rank = 2
 
     def __init__(self, in_channels: int = 3, image_size: int | None = None,

@@ -30,6 +30,7 @@ class LeNet(Backbone):
     """
 
     name = "lenet"
+    stages_by_layer = True
 
     def __init__(self, in_channels: int = 1, image_size: int | None = 28, feature_dim: int = 128) -> None:
         super().__init__()

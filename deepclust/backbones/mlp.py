@@ -23,6 +23,7 @@ class MLP(Backbone):
     """
 
     name = "mlp"
+    stages_by_layer = True
     input_rank = None
 
     def __init__(self, in_channels: int = 1, image_size: int | None = None,

@@ -176,6 +176,10 @@ class ResNet(Backbone):
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(m.last_bn.weight)
 
+    def stage_names(self) -> list[str]:
+        """The four residual stages ``layer1``..``layer4`` (the stem comes before them)."""
+        return ["layer1", "layer2", "layer3", "layer4"]
+
     def _check_sample(self, shape):
         h, w = shape[1], shape[2]
         if h < self.min_size or w < self.min_size:

@@ -32,6 +32,7 @@ class SmallCNN(Backbone):
     """
 
     name = "small_cnn"
+    stages_by_layer = True
 
     def __init__(self, in_channels: int = 1, image_size: int | None = None,
                  width: float = 1.0) -> None:

@@ -17,14 +17,19 @@ __all__ = ["gaussian_cost", "hard_regularised_assignment"]
 
 
 def gaussian_cost(z: torch.Tensor, means: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Cost d_ic of point i in cluster c, in float64 (HardReg, AAAI 2024, the cluster model):
+    """Cost d_ic of point i in cluster c, in float64 (HardReg, AAAI 2024, the cluster model), with
+    the reference implementation's constant:
 
-        d_ic = (z_i − μ_c)ᵀ Σ⁻¹ (z_i − μ_c) − ½ log det Σ⁻¹,   Σ = σ I,
-             = ‖z_i − μ_c‖² / σ + (nz / 2) · log σ,
+        d_ic = (z_i − μ_c)ᵀ Σ⁻¹ (z_i − μ_c) − (nz / 2) · log σ,   Σ = σ I,
+             = ‖z_i − μ_c‖² / σ + ½ log det Σ⁻¹.
 
-    the negative log-likelihood of z_i under cluster c's Gaussian up to constants. Float64 as in
-    the reference: the constant (nz/2)·log σ (≈ 295 for nz = 128, σ = 100) would otherwise eat
-    the float32 resolution of the distances that decide the assignment.
+    The Gaussian's negative log-likelihood (up to the factor ½ on the quadratic term, which the
+    reference leaves out too) would add ½ log det Σ = (nz/2)·log σ; the reference subtracts it
+    (it names the constant ``half_log_det_inv_covars``), and so does this function. The constant is the same for
+    every cluster: it moves no assignment, only the loss value and the baselines that square or
+    normalise costs (``var``, ``kl``, ``ng``). Float64 as in the reference: the constant (≈ −295 for
+    nz = 128, σ = 100) would otherwise eat the float32 resolution of the distances that decide
+    the assignment.
     """
     if z.ndim != 2 or means.ndim != 2 or z.shape[1] != means.shape[1]:
         raise ValueError(f"gaussian_cost expects z (B, nz) and means (K, nz), got {tuple(z.shape)} "
@@ -33,7 +38,7 @@ def gaussian_cost(z: torch.Tensor, means: torch.Tensor, sigma: float) -> torch.T
         raise ValueError(f"sigma must be positive, got {sigma}")
     z, means = z.double(), means.double()
     squared = (z * z).sum(1, keepdim=True) - 2.0 * z @ means.T + (means * means).sum(1)
-    return squared.clamp_min(0.0) / sigma + 0.5 * z.shape[1] * math.log(sigma)
+    return squared.clamp_min(0.0) / sigma - 0.5 * z.shape[1] * math.log(sigma)
 
 
 def hard_regularised_assignment(costs: torch.Tensor, counts: torch.Tensor | None = None,

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClusterMixin
 
-__all__ = ["KMeansResult", "kmeans", "assign", "TorchKMeans"]
+__all__ = ["KMeansResult", "kmeans", "assign", "soft_assign", "TorchKMeans"]
 
 _METRICS = ("euclidean", "cosine")
 DEFAULT_CHUNK_SIZE = 65536
@@ -117,6 +117,14 @@ def assign(x, centroids, metric: str = "euclidean", chunk_size: int = DEFAULT_CH
 
     For ``metric="cosine"`` both inputs are L2-normalised (nearest = highest cosine similarity).
     """
+    return nearest(x, centroids, metric, chunk_size)[0]
+
+
+def nearest(x, centroids, metric: str = "euclidean", chunk_size: int = DEFAULT_CHUNK_SIZE
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(labels, squared distances)``: the nearest centroid of each row of ``x`` (:func:`assign`) and
+    the row's squared distance to it, each row's share of the inertia (cosine: on normalised
+    rows, 2(1 - cos))."""
     _check_metric(metric)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     x = _check_data(x, "x")
@@ -127,8 +135,29 @@ def assign(x, centroids, metric: str = "euclidean", chunk_size: int = DEFAULT_CH
         )
     x = _prepare(x, metric)
     c = _prepare(c, metric)
-    labels, _ = _nearest(x, (x * x).sum(1), c, chunk_size)
-    return labels
+    return _nearest(x, (x * x).sum(1), c, chunk_size)
+
+
+def soft_assign(x, centroids, metric: str = "cosine", temperature: float = 0.1) -> torch.Tensor:
+    """(N, K) soft assignments of the rows of ``x`` to ``centroids``: a softmax over the clusters of
+
+    - ``metric="cosine"``: cos(x_i, c_k) / τ;
+    - ``metric="euclidean"``: −‖x_i − c_k‖² / τ,
+
+    with τ = ``temperature`` (> 0). Row ``i``'s largest entry is at :func:`assign`'s label.
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    _check_metric(metric)
+    x = _check_data(x, "x")
+    c = _check_data(centroids, "centroids").to(x.device)
+    if c.shape[1] != x.shape[1]:
+        raise ValueError(f"centroids must have {x.shape[1]} features like x, got shape {tuple(c.shape)}")
+    if metric == "cosine":
+        scores = _prepare(x, metric) @ _prepare(c, metric).T
+    else:
+        scores = -_sq_dist_to(c, (c * c).sum(1), x, DEFAULT_CHUNK_SIZE)
+    return torch.softmax(scores / float(temperature), dim=1)
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -215,9 +244,9 @@ def kmeans(
     """
     x = _check_data(x, "x")
     n, dim = x.shape
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters <= n:
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= n:
         raise ValueError(
-            f"n_clusters must be an integer in [2, n_samples={n}], got {n_clusters!r}"
+            f"n_clusters must be an integer in [1, n_samples={n}], got {n_clusters!r}"
         )
     k = int(n_clusters)
     n_init = _check_int("n_init", n_init, 1)

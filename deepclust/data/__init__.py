@@ -21,10 +21,10 @@ it as a run folder's ``data.json`` and :func:`load_source` loads the same images
 """
 from .arrays import from_arrays
 from .base import ImageDataset, channel_stats
-from .errors import DatasetFormatError, DatasetNotFoundError
+from .errors import DatasetFormatError, DatasetNotFoundError, DatasetTooLargeError
 from .registry import (SOURCE_FILE, dataset_status, list_datasets, load_dataset, load_source, read_source,
                        write_source)
 
 __all__ = ["ImageDataset", "load_dataset", "list_datasets", "dataset_status", "from_arrays",
-           "DatasetNotFoundError", "DatasetFormatError", "channel_stats", "SOURCE_FILE", "load_source",
-           "read_source", "write_source"]
+           "DatasetNotFoundError", "DatasetFormatError", "DatasetTooLargeError", "channel_stats", "SOURCE_FILE",
+           "load_source", "read_source", "write_source"]

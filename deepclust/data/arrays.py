@@ -9,7 +9,8 @@ import numpy as np
 from .base import ImageDataset
 from .errors import DatasetFormatError, _MissingFile
 
-__all__ = ["from_arrays", "load_npz", "load_digits_dataset", "to_uint8_images", "to_labels"]
+__all__ = ["from_arrays", "load_npz", "load_digits_dataset", "scale_to_uint8", "to_uint8_images", "to_labels",
+           "with_labels"]
 
 
 def _raise_value_error(msg: str):
@@ -61,11 +62,20 @@ def to_uint8_images(x, fail=_raise_value_error, what: str = "X") -> np.ndarray:
             fail(f"{what} integer values must lie in [0, 255]; observed range [{lo}, {hi}]")
         return np.ascontiguousarray(x.astype(np.uint8))
     if lo < 0 or hi > 255:
-        fail(f"{what} float values must lie in [0, 1] or [0, 255]; "
-             f"observed range [{float(lo):g}, {float(hi):g}]")
+        fail(f"{what} float values must lie in [0, 1] or [0, 255] for images; "
+             f"observed range [{float(lo):g}, {float(hi):g}] (rescale them, or give feature vectors of any "
+             f"range to an estimator as a 2-D (N, D) array)")
     if hi <= 1.0:
         x = x * 255.0
     return np.ascontiguousarray(np.rint(x).astype(np.uint8))
+
+
+def scale_to_uint8(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``values`` (..., D) min-max scaled per column to 0..255 between the bounds ``low`` and ``high``
+    (D,), clipped to them and rounded: 256 levels per column (a column with ``low == high``: that value
+    maps to 0)."""
+    span = np.where(high > low, high - low, 1.0)
+    return np.rint(np.clip((values - low) / span, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def to_labels(y, n: int, fail=_raise_value_error, what: str = "y"):
@@ -74,9 +84,15 @@ def to_labels(y, n: int, fail=_raise_value_error, what: str = "y"):
     Integer (or integral float) labels are kept as given; ``-1`` means unknown, anything below
     is an error; ``class_names`` are the distinct non-negative values as strings (sorted) and
     ``n_classes`` their count. String labels are encoded to 0..K-1 in sorted order, their
-    values becoming ``class_names``.
+    values becoming ``class_names``. An object array is read as numbers when all its entries are
+    numbers, else as their text.
     """
     y = np.asarray(y)
+    if y.dtype == object:  # numbers as numbers, anything else as its text
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            y = y.astype(str)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -109,7 +125,12 @@ def from_arrays(X, y=None, name: str = "array") -> ImageDataset:
     """Wrap user arrays as an :class:`ImageDataset` (see :func:`to_uint8_images` for the
     accepted layouts/value ranges and :func:`to_labels` for labels). Raises ValueError naming
     the problem and the shape or values seen."""
-    images = to_uint8_images(X, what="X")
+    return with_labels(to_uint8_images(X, what="X"), y, name)
+
+
+def with_labels(images: np.ndarray, y=None, name: str = "array") -> ImageDataset:
+    """An :class:`ImageDataset` of uint8 ``images`` (N, C, H, W) and the labels ``y`` (checked by
+    :func:`to_labels`; None: unlabelled)."""
     if y is None:
         return ImageDataset(images, None, name, [], 0)
     labels, class_names, n_classes = to_labels(y, len(images), what="y")

@@ -68,6 +68,13 @@ class ImageDataset:
                  ``None`` it is ``{"kind": "arrays", "dataset": None}``: images with no name to
                  load them again by; :meth:`subset` records ``{"kind": "indices", "dataset": None,
                  "picked_from": <the parent's source>}``.
+    parts:       named index arrays into the images, one per split when a loader puts several
+                 together (STL-10: "train", "test", "unlabeled"), so that a method can train on
+                 them differently (:meth:`deepclust.engine.model.ClusteringModel.epoch_passes`);
+                 :meth:`subset` and :meth:`sample` keep them, at the images' new positions. Empty
+                 when the loader defines none.
+    paths:       the file each image was decoded from (str array (N,), image folders), kept by
+                 :meth:`subset` and :meth:`sample` like ``parts``; ``None`` for data without files.
     """
 
     images: np.ndarray
@@ -78,6 +85,8 @@ class ImageDataset:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     source: dict | None = None
+    parts: dict[str, np.ndarray] | None = None
+    paths: np.ndarray | None = None
 
     def __post_init__(self):
         images = self.images
@@ -105,6 +114,12 @@ class ImageDataset:
         self.std = tuple(float(v) for v in self.std) if self.std is not None else ()
         self.source = ({"kind": "arrays", "dataset": None} if self.source is None
                        else copy.deepcopy(self.source))
+        self.parts = {str(name): _part_indices(name, members, n) for name, members in (self.parts or {}).items()}
+        if self.paths is not None:
+            self.paths = np.asarray(self.paths, dtype=str)
+            if self.paths.shape != (n,):
+                raise ValueError(f"ImageDataset.paths must hold one file path per image, shape ({n},); got "
+                                 f"shape {self.paths.shape}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -146,7 +161,20 @@ class ImageDataset:
             if not any(self.source.get(step) for step in REPLAYED_DRAWS[first:]):
                 source = {**self.source, **draw}
         return ImageDataset(images, labels, self.name, list(self.class_names), self.n_classes,
-                            self.mean, self.std, source)
+                            self.mean, self.std, source, self._parts_of(indices),
+                            None if self.paths is None else self.paths[indices])
+
+    def _parts_of(self, indices) -> dict[str, np.ndarray]:
+        """The parts of ``subset(indices)``: each part's images at their positions in the subset."""
+        if not self.parts:
+            return {}
+        picked = np.arange(len(self))[indices]  # the parent index of every image of the subset
+        parts = {}
+        for name, members in self.parts.items():
+            member = np.zeros(len(self), dtype=bool)
+            member[members] = True
+            parts[name] = np.flatnonzero(member[picked])
+        return parts
 
     def sample(self, n: int, seed: int) -> "ImageDataset":
         """``n`` images drawn without replacement with ``numpy.random.default_rng(seed)``, kept
@@ -162,3 +190,15 @@ class ImageDataset:
         c, h, w = self.shape
         lab = "unlabelled" if self.labels is None else f"n_classes={self.n_classes}"
         return f"ImageDataset(name={self.name!r}, n={len(self)}, shape=({c}, {h}, {w}), {lab})"
+
+
+def _part_indices(name, members, n: int) -> np.ndarray:
+    """``members`` of the part ``name`` as an int64 index array, checked against ``n`` images."""
+    members = np.asarray(members)
+    if members.ndim != 1 or (members.size and members.dtype.kind not in "iu"):
+        raise ValueError(f"ImageDataset.parts[{name!r}] must be a 1-D integer index array; got "
+                         f"{members.dtype} of shape {members.shape}")
+    if members.size and (members.min() < 0 or members.max() >= n):
+        raise ValueError(f"ImageDataset.parts[{name!r}] holds indices {members.min()}..{members.max()}, "
+                         f"outside the {n} images")
+    return members.astype(np.int64, copy=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DatasetNotFoundError", "DatasetFormatError"]
+__all__ = ["DatasetNotFoundError", "DatasetFormatError", "DatasetTooLargeError"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -51,6 +51,22 @@ class DatasetFormatError(ValueError):
 
     def __reduce__(self):
         return (DatasetFormatError, (self.path, self.problem))
+
+
+class DatasetTooLargeError(MemoryError):
+    """The decoded images would not fit in the memory available.
+
+    Attributes: ``needed`` and ``available`` (bytes); the message gives both in GB and the ways
+    out (a smaller ``image_size``, or ``check_memory=False`` to try anyway).
+    """
+
+    def __init__(self, message: str, needed: int, available: int):
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+    def __reduce__(self):
+        return (DatasetTooLargeError, (str(self), self.needed, self.available))
 
 
 class _MissingFile(DatasetNotFoundError):

@@ -1,21 +1,33 @@
 """Image folders decoded with PIL: generic class-per-sub-folder / flat folders, ImageNet-10,
 ImageNet-Dogs (class sub-folders, optionally under ``train/``) and Tiny-ImageNet (official
-``tiny-imagenet-200`` layout)."""
+``tiny-imagenet-200`` layout).
+
+Every image is stored as an S×S uint8 array. S is the loader option ``image_size`` when given;
+otherwise the side the method trains on (``training_size``, a preset's
+``augmentation.image_size``; :data:`DEFAULT_IMAGE_SIZE` when unknown), but never more than the
+largest short side among the images, which are not upsampled in memory (Tiny-ImageNet: 64 px).
+Before decoding, the loader prints the memory the images take (N × C × S × S bytes) and, with
+``check_memory`` (the default), refuses with :class:`DatasetTooLargeError` when that is more than
+the memory available.
+"""
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .base import ImageDataset
-from .errors import DatasetFormatError, DatasetNotFoundError, _MissingFile
+from .errors import DatasetFormatError, DatasetNotFoundError, DatasetTooLargeError, _MissingFile
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_imagenet_subset", "load_tiny_imagenet",
-           "read_images", "scan_image_folder"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "IMAGE_EXTENSIONS", "available_memory", "load_image_folder",
+           "load_imagenet_subset", "load_tiny_imagenet", "read_images", "scan_image_folder", "stored_side"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: The stored side when neither ``image_size`` nor ``training_size`` is given.
+DEFAULT_IMAGE_SIZE = 96
 
 
 def _is_image(name: str) -> bool:
@@ -26,10 +38,15 @@ def _visible(name: str) -> bool:
     return not name.startswith(".") and name != "__MACOSX"
 
 
+def _check_side(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
 def _check_image_options(image_size, channels, on_error):
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-            or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer; got {image_size!r}")
+    """``image_size`` a positive integer, or None (automatic: :func:`stored_side`) where loaders take it."""
+    if image_size is not None:
+        _check_side(image_size, "image_size")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}")
     if on_error not in ("raise", "skip"):
@@ -62,6 +79,7 @@ def read_images(paths, image_size: int, channels: int = 3, on_error: str = "rais
     the file (``on_error="raise"``) or are dropped with a warning naming each one
     (``on_error="skip"``). Returns ``(images, kept)`` with ``kept`` a boolean mask over paths.
     """
+    _check_side(image_size, "image_size")
     _check_image_options(image_size, channels, on_error)
     mode = "RGB" if channels == 3 else "L"
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
@@ -119,36 +137,111 @@ def scan_image_folder(root: Path):
     return paths, np.asarray(labels, dtype=np.int64), class_dirs
 
 
-def _finish(root, paths, labels, class_names, name, image_size, channels, on_error, crop):
-    images, kept = read_images(paths, image_size, channels, on_error, crop)
+#: :func:`stored_side` reads the headers of at most this many images, evenly spaced over the dataset.
+SIZE_PROBES = 1000
+
+
+def stored_side(paths, training_size: int | None = None) -> int:
+    """The side S images of ``paths`` are stored at when no ``image_size`` is given: ``training_size``
+    (:data:`DEFAULT_IMAGE_SIZE` when None), or the largest short side among the images when every
+    image is smaller than that. Reads the headers of up to :data:`SIZE_PROBES` evenly spaced images
+    and stops at the first one large enough; unreadable files are passed over (decoding reports them)."""
+    from PIL import Image
+
+    wanted = DEFAULT_IMAGE_SIZE if training_size is None else training_size
+    _check_side(wanted, "training_size")
+    largest = 0
+    probes = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), SIZE_PROBES)).round().astype(int))
+    for path in (paths[i] for i in probes):
+        try:
+            with Image.open(path) as im:
+                short = min(im.size)
+        except Exception:  # PIL raises OSError, ValueError, SyntaxError, ...
+            continue
+        if short >= wanted:
+            return int(wanted)
+        largest = max(largest, short)
+    return int(largest or wanted)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations: ``MemAvailable`` of /proc/meminfo (Linux), else
+    the free physical pages (``os.sysconf``), else None (unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size_text(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 10**7 else f"{n_bytes / 1e6:.1f} MB"
+
+
+def _reserve_memory(name: str, n: int, channels: int, side: int, check: bool) -> None:
+    """Print what ``n`` images of ``channels``×``side``×``side`` take; with ``check``, raise
+    DatasetTooLargeError when that (times the processes of this machine under torchrun) is more
+    than :func:`available_memory`."""
+    needed = n * channels * side * side
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{name}: {n:,} images of {channels}x{side}x{side} px take {_size_text(needed)} in memory",
+              file=sys.stderr, flush=True)
+    available = available_memory()
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if not check or available is None or needed * processes <= available:
+        return
+    each = f" in each of {processes} processes" if processes > 1 else ""
+    raise DatasetTooLargeError(
+        f"{name}: {n:,} images of {channels}x{side}x{side} px need {_size_text(needed)} of memory{each}, "
+        f"but {_size_text(available)} are available; store them smaller with the loader option "
+        f"image_size (e.g. --data-option image_size={max(side // 2, 1)}), or set check_memory=false to "
+        "load them anyway", needed * processes, available)
+
+
+def _finish(root, paths, labels, class_names, name, image_size, channels, on_error, crop, training_size,
+            check_memory):
+    side = stored_side(paths, training_size) if image_size is None else image_size
+    _reserve_memory(name, len(paths), channels, side, check_memory)
+    images, kept = read_images(paths, side, channels, on_error, crop)
     if len(images) == 0:
         raise DatasetFormatError(root, f"none of the {len(paths)} image files could be decoded")
+    paths = np.asarray(paths, dtype=str)[kept]
     if labels is None:
-        return ImageDataset(images, None, name, [], 0)
+        return ImageDataset(images, None, name, [], 0, paths=paths)
     return ImageDataset(images, np.asarray(labels, dtype=np.int64)[kept], name, class_names,
-                        len(class_names))
+                        len(class_names), paths=paths)
 
 
-def load_image_folder(root, split: str = "all", image_size: int = 96, channels: int = 3,
-                      on_error: str = "raise", crop: bool = False, name: str | None = None):
+def load_image_folder(root, split: str = "all", image_size: int | None = None, channels: int = 3,
+                      on_error: str = "raise", crop: bool = False, name: str | None = None,
+                      training_size: int | None = None, check_memory: bool = True):
     """Generic folder: one class per sub-folder (sorted names, images searched recursively in
     each) or, with no sub-folders, a flat unlabelled set (labels None). Single split: "all"
-    and "train" both return everything. The dataset is named after the folder."""
+    and "train" both return everything. The dataset is named after the folder. ``image_size``
+    None: stored at :func:`stored_side` of ``training_size`` (see the module docstring)."""
     _check_image_options(image_size, channels, on_error)
     root = Path(root).expanduser()
     paths, labels, class_names = scan_image_folder(root)
     return _finish(root, paths, labels, class_names, name or root.name, image_size, channels,
-                   on_error, crop)
+                   on_error, crop, training_size, check_memory)
 
 
-def load_imagenet_subset(root, split: str = "all", image_size: int = 96, channels: int = 3,
-                         on_error: str = "raise", crop: bool = False, name: str = "imagenet10"):
+def load_imagenet_subset(root, split: str = "all", image_size: int | None = None, channels: int = 3,
+                         on_error: str = "raise", crop: bool = False, name: str = "imagenet10",
+                         training_size: int | None = None, check_memory: bool = True):
     """ImageNet-10 / ImageNet-Dogs: class sub-folders (wnids) of ImageNet train images, in
     ``root`` or ``root/train``. Single split: "all" and "train" return everything."""
     root = Path(root)
     if (root / "train").is_dir():
         root = root / "train"
-    return load_image_folder(root, split, image_size, channels, on_error, crop, name=name)
+    return load_image_folder(root, split, image_size, channels, on_error, crop, name=name,
+                             training_size=training_size, check_memory=check_memory)
 
 
 def _tiny_words(root: Path) -> dict[str, str]:
@@ -163,13 +256,15 @@ def _tiny_words(root: Path) -> dict[str, str]:
     return words
 
 
-def load_tiny_imagenet(root, split: str = "all", image_size: int = 64, channels: int = 3,
-                       on_error: str = "raise", crop: bool = False):
+def load_tiny_imagenet(root, split: str = "all", image_size: int | None = None, channels: int = 3,
+                       on_error: str = "raise", crop: bool = False, training_size: int | None = None,
+                       check_memory: bool = True):
     """Tiny-ImageNet-200. Classes: the wnids of ``wnids.txt`` in sorted order; class names:
     the first synonym in ``words.txt`` (the wnid when absent). "train":
     ``train/<wnid>/images/*.JPEG``; "test": the labelled validation set ``val/images`` with
     labels from ``val/val_annotations.txt`` (the official test set has no labels and is not
-    used); "all": train + val."""
+    used); "all": train + val. ``image_size`` None: the images' own 64 px (or ``training_size``
+    when smaller)."""
     _check_image_options(image_size, channels, on_error)
     root = Path(root)
     wnids_path = root / "wnids.txt"
@@ -213,4 +308,4 @@ def load_tiny_imagenet(root, split: str = "all", image_size: int = 64, channels:
     words = _tiny_words(root)
     names = [words.get(w, w) for w in wnids]
     return _finish(root, paths, labels, names, "tiny-imagenet", image_size, channels, on_error,
-                   crop)
+                   crop, training_size, check_memory)

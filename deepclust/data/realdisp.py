@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import scale_to_uint8
 from .base import ImageDataset
 from .errors import DatasetFormatError, _MissingFile
 
@@ -107,12 +108,11 @@ def load_realdisp(path, split: str = "all", window: int = 512, stride: int = 5,
                                        f"{longest} rows after dropping label 0 and NaN rows)")
     rows = np.concatenate([v for v, _ in streams])
     low, high = rows.min(axis=0), rows.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
     images, window_labels = [], []
     for values, labels in streams:
         if len(values) < window:
             continue
-        scaled = np.rint((values - low) / span * 255.0).astype(np.uint8)
+        scaled = scale_to_uint8(values, low, high)
         starts = np.arange(0, len(values) - window + 1, stride)
         windows = np.lib.stride_tricks.sliding_window_view(scaled, window, axis=0)[starts]  # (n, 117, w)
         images.append(windows[:, :, None, :])

@@ -35,7 +35,8 @@ ENV_VAR = "DEEPCLUST_DATA_ROOT"
 SOURCE_FILE = "data.json"
 SPLITS_TT = ("train", "test", "all")
 SPLITS_SINGLE = ("all", "train")
-IMAGE_OPTIONS = {"image_size": 96, "channels": 3, "on_error": "raise", "crop": False}
+#: Options of the image-folder datasets; image_size None = automatic (:func:`folder.stored_side`).
+IMAGE_OPTIONS = {"image_size": None, "channels": 3, "on_error": "raise", "crop": False, "check_memory": True}
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ _SPECS = [
                      "ImageNet-Dogs, 19,500 images, 15 classes (class folders)"),
     DatasetSpec(
         "tiny-imagenet", "folder", folder.load_tiny_imagenet, SPLITS_TT,
-        dict(IMAGE_OPTIONS, image_size=64), folder="tiny-imagenet-200",
+        dict(IMAGE_OPTIONS), folder="tiny-imagenet-200",
         present=_any_file("wnids.txt"), expect="file 'wnids.txt'",
         hint="download tiny-imagenet-200.zip from http://cs231n.stanford.edu/"
              "tiny-imagenet-200.zip and unzip it into {dest} (it creates tiny-imagenet-200/)",
@@ -258,8 +259,8 @@ def _check_options(spec: DatasetSpec, options: dict) -> dict:
     return {**spec.options, **options}
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "all",
-                 **options) -> ImageDataset:
+def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "all", *,
+                 training_size: int | None = None, **options) -> ImageDataset:
     """Load a registered dataset into memory as an :class:`ImageDataset`.
 
     name:    one of :func:`list_datasets` (case-insensitive; aliases like "cifar20").
@@ -268,16 +269,23 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
     split:   "train", "test" or "all" (train + test merged, the default, as in the
              clustering papers); "unlabeled" for STL-10. Datasets with a single split
              (digits, image-folder, npz, imagenet10, imagenet-dogs) accept "all"/"train".
+    training_size: the image side the method will train on (a preset's
+             ``augmentation.image_size``). Image folders, ImageNet subsets and Tiny-ImageNet
+             without an ``image_size`` option are stored at this side, capped at the images'
+             own size (:func:`deepclust.data.folder.stored_side`); other datasets ignore it.
     options: per dataset: cifar100 ``label_level`` ("coarse"|"fine"); stl10
              ``include_unlabeled``; image folders / ImageNet subsets / Tiny-ImageNet
-             ``image_size`` (96; 64 for Tiny-ImageNet), ``channels`` (3|1), ``on_error``
-             ("raise"|"skip"), ``crop`` (center square crop before resizing); npz ``path``;
+             ``image_size`` (the stored side; None, the default, = ``training_size`` or 96,
+             never above the images' own size: 64 for Tiny-ImageNet), ``channels`` (3|1),
+             ``on_error`` ("raise"|"skip"), ``crop`` (center square crop before resizing),
+             ``check_memory`` (True: refuse with DatasetTooLargeError when the images would not
+             fit in the available memory; the size is printed before decoding); npz ``path``;
              realdisp ``window`` (512), ``stride`` (5), ``scenario`` ("ideal"). Every
              dataset: ``imbalance`` (0 = none; 1, 2, 3: HardReg's class-imbalance protocol,
              :mod:`deepclust.data.imbalance`) subsampled with ``seed`` (default 0).
 
-    The dataset's ``source`` records these arguments (``root`` made absolute), so
-    :func:`load_source` loads the same images again.
+    The dataset's ``source`` records these arguments (``root`` made absolute, and the side an
+    image folder was stored at as ``image_size``), so :func:`load_source` loads the same images again.
 
     Raises ValueError (unknown name, split or option),
     DatasetNotFoundError (missing folder/file, with how to get it), DatasetFormatError
@@ -289,7 +297,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
     if split not in spec.splits:
         raise ValueError(f"unknown split {split!r} for dataset {spec.name!r}; valid splits: "
                          f"{', '.join(spec.splits)}")
-    dataset = _load_split(spec, root, split, _check_options(spec, options))
+    opts = _check_options(spec, options)
+    if "image_size" in spec.options:
+        opts["training_size"] = training_size
+    dataset = _load_split(spec, root, split, opts)
+    if "image_size" in spec.options:  # the side chosen, so that load_source stores the images alike
+        options = {**options, "image_size": dataset.shape[-1]}
     dataset.source = {
         "kind": "registry", "dataset": spec.name, "split": split,
         "data_root": None if root is None else os.path.abspath(os.path.expanduser(root)),

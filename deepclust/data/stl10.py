@@ -75,6 +75,7 @@ def load_stl10(folder, split: str = "all", include_unlabeled: bool = False) -> I
     """``split``: "train" (5,000), "test" (8,000), "all" (= train + test, 13,000) or
     "unlabeled" (100,000, labels None). ``include_unlabeled=True`` appends the unlabelled
     images, with label -1, to a train/test/all split (e.g. train + unlabeled for pretraining).
+    The dataset's ``parts`` name the images of each split loaded ("train", "test", "unlabeled").
     """
     folder = Path(folder)
     parts = {"train": ["train"], "test": ["test"], "all": ["train", "test"],
@@ -92,10 +93,11 @@ def load_stl10(folder, split: str = "all", include_unlabeled: bool = False) -> I
     labels = [_read_labels(y, n, x.name) if y is not None else np.full(n, -1, np.int64)
               for (x, y), n in zip(files, counts)]
     images = np.empty((sum(counts), 3, 96, 96), dtype=np.uint8)
-    offset = 0
-    for (x, _), n in zip(files, counts):
+    offset, loaded = 0, {}
+    for name, (x, _), n in zip(parts + ["unlabeled"], files, counts):
         _read_images(x, images[offset:offset + n])
+        loaded[name] = np.arange(offset, offset + n)
         offset += n
     if not parts:
-        return ImageDataset(images, None, "stl10", [], 0)
-    return ImageDataset(images, np.concatenate(labels), "stl10", names, 10)
+        return ImageDataset(images, None, "stl10", [], 0, parts=loaded)
+    return ImageDataset(images, np.concatenate(labels), "stl10", names, 10, parts=loaded)

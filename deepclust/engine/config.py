@@ -18,12 +18,16 @@ from typing import Any, Mapping
 
 import yaml
 
+from deepclust.backbones.weights import BACKBONE_SETTINGS
+
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+#: Sections merged into every method's configuration (the self-labelling ``refine`` stage).
+SHARED_SECTIONS_FILE = PRESET_DIR / "shared.yaml"
 
 #: Sections whose keys are free-form (their contents are passed on as keyword arguments).
 OPEN_SECTIONS = frozenset({"backbone", "augmentation"})
 #: Keys of an open section that are not options of the named network or pipeline.
-SECTION_SETTINGS = {"backbone": (), "augmentation": ("image_size", "normalize")}
+SECTION_SETTINGS = {"backbone": BACKBONE_SETTINGS, "augmentation": ("image_size", "normalize")}
 
 
 class ConfigError(ValueError):
@@ -37,7 +41,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
     (except inside the free-form sections ``backbone`` and ``augmentation``). An override that
     names another backbone or augmentation pipeline starts that section afresh: the options of
     the old one are dropped (they may not exist for the new one); the augmentation's
-    ``image_size`` and ``normalize`` are kept.
+    ``image_size`` and ``normalize`` and the backbone's ``weights``, ``strict`` and ``freeze`` are kept.
     """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
@@ -72,10 +76,26 @@ def list_presets(method: str) -> list[str]:
     return sorted((_read_preset_file(method).get("presets") or {}).keys())
 
 
+def shared_sections() -> dict:
+    """The sections every method's configuration holds (``presets/shared.yaml``: ``refine``)."""
+    with open(SHARED_SECTIONS_FILE, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def with_shared_sections(config: Mapping[str, Any]) -> dict:
+    """``config`` with every shared section added under it: a section ``config`` lacks comes from
+    ``presets/shared.yaml``; keys ``config`` sets in one win (and must exist there)."""
+    merged = copy.deepcopy(dict(config))
+    for name, section in shared_sections().items():
+        merged[name] = deep_merge(section, config.get(name) or {}, path=name)
+    return merged
+
+
 def preset_config(method: str, preset: str | None = None) -> dict:
-    """The full configuration of ``method`` with the named preset (or none) applied."""
+    """The full configuration of ``method`` with the named preset (or none) applied, including the
+    shared sections (:func:`with_shared_sections`)."""
     content = _read_preset_file(method)
-    config = copy.deepcopy(content["defaults"])
+    config = with_shared_sections(content["defaults"])
     if preset is None:
         return config
     presets = content.get("presets") or {}
@@ -124,3 +144,17 @@ def parse_assignment(text: str) -> dict:
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(dict(config), handle, sort_keys=False)
+
+
+#: The section of a run's ``config.yaml`` that records the run (method, preset, n_clusters, seed,
+#: dataset) rather than configures it.
+RUN_RECORD = "run"
+
+
+def split_run_record(config: Mapping[str, Any]) -> tuple[dict, dict]:
+    """``(record, configuration)`` of a run's ``config.yaml`` (its :data:`RUN_RECORD` section, the rest),
+    so the file can be given back as a configuration; a plain configuration has an empty record."""
+    record = config.get(RUN_RECORD)
+    if record is not None and not isinstance(record, Mapping):
+        raise ConfigError(f"the '{RUN_RECORD}' section of a run's config.yaml must be a mapping, got {record!r}")
+    return dict(record or {}), {key: value for key, value in config.items() if key != RUN_RECORD}

@@ -42,7 +42,9 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float, *, include
 
 
 def cosine_momentum(base: float, step: int, total_steps: int) -> float:
-    """Momentum increased from ``base`` to 1 along a half cosine (BYOL's schedule)."""
+    """Momentum increased from ``base`` to 1 along a half cosine (BYOL's schedule):
+    1 − (1 − base)(cos(π·step/total_steps) + 1)/2 — ProPos' / HaDis' ``momentum_increase`` with
+    ``momentum_max`` 1, when ``step`` is their 1-based iteration (the methods pass global step + 1)."""
     if total_steps <= 0:
         return base
     progress = min(max(step / total_steps, 0.0), 1.0)

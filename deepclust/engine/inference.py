@@ -56,9 +56,10 @@ def map_images(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
 @torch.no_grad()
 def predict_labels(model: ClusteringModel, images: torch.Tensor, batch_size: int, device: torch.device,
                    *, refit: bool = False, amp: bool = False, seed: int = 0) -> np.ndarray:
-    """Cluster labels for ``images``; with ``refit`` a k-means method first re-clusters them."""
+    """Cluster labels for ``images``; with ``refit`` a method that clusters its embeddings (any
+    ``label_source`` but ``"head"``) first re-clusters them."""
     with evaluation_mode(model):
-        if model.label_source == "kmeans" and refit:
+        if model.label_source != "head" and refit:
             embeddings = map_images(model.embed, images, batch_size, device, amp)
             labels = model.fit_inference(embeddings.to(device), seed=seed)
             if is_distributed():  # every process clusters the same embeddings; rank 0's result is kept

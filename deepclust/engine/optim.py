@@ -9,14 +9,19 @@ from deepclust.engine.config import ConfigError
 
 
 def build_optimizer(parameter_groups: list[dict], config: dict) -> torch.optim.Optimizer:
-    """``config`` keys: name (adam, adamw, sgd), lr, weight_decay, momentum, nesterov, betas."""
+    """``config`` keys: name (adam, adamw, sgd), lr, weight_decay, momentum, nesterov, betas.
+
+    Frozen parameters (``requires_grad`` False, e.g. ``backbone.freeze``) are left out of every
+    group, and a group left empty is dropped."""
     name = config.get("name", "adam").lower()
     base_lr = float(config["lr"])
     groups = []
     for group in parameter_groups:
         group = dict(group)
+        group["params"] = [parameter for parameter in group["params"] if parameter.requires_grad]
         group["lr"] = base_lr * float(group.pop("lr_scale", 1.0))
-        groups.append(group)
+        if group["params"]:
+            groups.append(group)
     weight_decay = float(config.get("weight_decay", 0.0))
     if name == "adam":
         return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay,
@@ -35,7 +40,13 @@ def schedule_factor(config: dict, step: int, steps_per_epoch: int, total_steps: 
     """Learning-rate multiplier at ``step`` (0-based) for ``config`` keys name, warmup_epochs, ...
 
     - ``constant``: 1.
-    - ``cosine``: half cosine from 1 to ``final_ratio`` over the steps after warm-up.
+    - ``cosine``: half cosine from 1 to ``final_ratio``. ``cosine_period: after_warmup`` (the
+      default) spreads it over the steps after warm-up, so it ends at ``final_ratio``;
+      ``cosine_period: all_epochs`` is ProPos' / HaDis' formula
+      ``0.5 (1 + cos(π (n − W) / T))`` at iteration n = step + 1 (their iterations count from 1),
+      W the warm-up and T all steps: it divides by T, not T − W, and so stops short of the end of
+      the cosine (at 1000 epochs with 50 of warm-up the last factor is
+      0.5 (1 + cos(0.95 π)) ≈ 0.0062).
     - ``step``: multiplied by ``gamma`` at each epoch in ``milestones``.
     A linear warm-up over ``warmup_epochs`` precedes any of them.
     """
@@ -46,8 +57,13 @@ def schedule_factor(config: dict, step: int, steps_per_epoch: int, total_steps: 
     if name == "constant":
         return 1.0
     if name == "cosine":
-        span = max(total_steps - warmup_steps, 1)
-        progress = min((step - warmup_steps) / span, 1.0)
+        period = config.get("cosine_period", "after_warmup")
+        if period == "after_warmup":
+            progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+        elif period == "all_epochs":
+            progress = min((step + 1 - warmup_steps) / max(total_steps, 1), 1.0)
+        else:
+            raise ConfigError(f"schedule.cosine_period must be after_warmup or all_epochs, got {period!r}")
         final = float(config.get("final_ratio", 0.0))
         return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
     if name == "step":

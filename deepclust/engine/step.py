@@ -21,10 +21,11 @@ def amp_enabled(training_config: dict, device: torch.device) -> bool:
 
 def train_batch(step: Callable[[Batch], dict[str, torch.Tensor]], batch: Batch, optimizer: torch.optim.Optimizer,
                 parameters: Iterable[torch.nn.Parameter], *, amp: bool = False, grad_clip: float | None = None,
-                where: str | None = None) -> dict[str, torch.Tensor]:
+                where: str | None = None, before_step: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
     """Compute ``step(batch)`` (autocast when ``amp``), back-propagate its ``"loss"`` and step ``optimizer``.
 
     The gradient norm of ``parameters`` is clipped to ``grad_clip`` (None or 0: not clipped).
+    ``before_step`` is called after the gradients are checked, just before ``optimizer.step()``.
     A non-finite loss or gradient norm raises :class:`NonFiniteLossError` naming the bad terms or
     the norm and ``where`` (default: the batch's epoch and step) after clearing the gradients, so
     the weights are untouched. Returns the step's outputs.
@@ -47,5 +48,7 @@ def train_batch(step: Callable[[Batch], dict[str, torch.Tensor]], batch: Batch, 
     gradient_norm = torch.nn.utils.clip_grad_norm_(parameters, float(grad_clip) if grad_clip else math.inf)
     if not torch.isfinite(gradient_norm):
         raise reject("gradient", f"norm {float(gradient_norm)}")
+    if before_step is not None:
+        before_step()
     optimizer.step()
     return outputs

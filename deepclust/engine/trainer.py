@@ -1,7 +1,8 @@
 """The one training loop every method uses.
 
 It owns: device placement, batching from an in-memory uint8 tensor, mixed precision on CUDA, the
-optimizer and schedule, a progress bar, a JSONL log, periodic evaluation, atomic checkpoints and
+optimizer and schedule, progress (:mod:`~deepclust.engine.progress`), a JSONL log and its CSV /
+TensorBoard copies (:mod:`~deepclust.engine.loggers`), periodic evaluation, atomic checkpoints and
 exact resumption, a wall-clock budget and clean stops on SIGINT/SIGTERM. It knows nothing of any
 one method: the method is a :class:`~deepclust.engine.model.ClusteringModel`. The run folder's
 pieces live in :mod:`~deepclust.engine.run_folder`, the resume rules in
@@ -9,10 +10,10 @@ pieces live in :mod:`~deepclust.engine.run_folder`, the resume rules in
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -24,10 +25,13 @@ from deepclust.augment import to_float
 from deepclust.engine import distributed
 from deepclust.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, remove_stale_temporaries, save_atomic
 from deepclust.engine.inference import iterate_images, map_images, predict_labels
-from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
+from deepclust.engine.model import Batch, ClusteringModel, EpochPass, TrainingContext
 from deepclust.engine.optim import build_optimizer, build_scheduler
 from deepclust.engine.resume import check_resumable
-from deepclust.engine.run_folder import RunLog, StopRequest, check_free_space
+from deepclust.engine.loggers import build_loggers
+from deepclust.engine.progress import Progress
+from deepclust.engine.run_folder import RunInterrupted, RunLog, StopRequest, check_free_space
+from deepclust.engine.schema import ENGINE_TRAINING_DEFAULTS
 from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
 from deepclust.engine.step import NonFiniteLossError, amp_enabled, train_batch
 from deepclust.evaluation import evaluate_clustering, format_metrics
@@ -48,6 +52,7 @@ class FitResult:
     stop_reason: str
     history: list[dict] = field(default_factory=list)
     labels: np.ndarray | None = None
+    stop_signal: int | None = None  #: the number of the signal that stopped training (None: not a signal)
 
 
 class _TrainingStep(torch.nn.Module):
@@ -72,12 +77,17 @@ class Trainer:
     BatchNorm becomes :class:`~deepclust.engine.distributed.GlobalBatchNorm`, the step runs in
     DistributedDataParallel, stops and checkpoints are agreed by all processes, and only rank 0
     writes the checkpoint (with every process's random state) and the log.
+
+    An epoch is the model's :meth:`~deepclust.engine.model.ClusteringModel.epoch_passes` in order
+    (by default one pass over every image), each in its own random batch order; ``parts`` are the
+    dataset's named index arrays the passes may be built from (``ImageDataset.parts``).
     """
 
     def __init__(self, model: ClusteringModel, images: torch.Tensor, config: dict, *, device: torch.device,
-                 seed: int = 0, labels: np.ndarray | None = None, out_dir: str | Path | None = None,
+                 seed: int = 0, labels: np.ndarray | None = None, parts: Mapping[str, np.ndarray] | None = None,
+                 out_dir: str | Path | None = None,
                  meta: dict | None = None, max_minutes: float | None = None, resume: bool = False,
-                 verbose: bool = True):
+                 verbose: bool = True, cpu_hint: str | None = None):
         self.model = model
         self.config = config
         self.training_config = training = config["training"]
@@ -92,7 +102,12 @@ class Trainer:
         self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt" if self.out_dir else None
         self.distributed = distributed.is_distributed()
         self.writes = distributed.is_main_process()
-        self.log = RunLog(self.out_dir / "log.jsonl" if self.out_dir and self.writes else None)
+        logging = self.out_dir is not None and self.writes
+        self.log = RunLog(self.out_dir / "log.jsonl" if logging else None,
+                          build_loggers(training.get("loggers", ENGINE_TRAINING_DEFAULTS["loggers"]), self.out_dir)
+                          if logging else ())
+        self.stop_request = StopRequest()
+        self._checkpointed: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written
         self.amp = amp_enabled(training, device)
 
         self.batch_size = int(training["batch_size"])
@@ -108,10 +123,9 @@ class Trainer:
         if self.batch_size < distributed.world_size():
             raise ValueError(f"batch_size {self.batch_size} is the global batch and must be at least the number "
                              f"of processes ({distributed.world_size()})")
-        if self.drop_last and n < self.batch_size:
-            raise ValueError(f"batch_size {self.batch_size} is larger than the dataset ({n} images) and "
-                             f"drop_last is on, so no step would run; lower batch_size")
-        self.steps_per_epoch = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        self.parts = dict(parts or {})
+        self.passes = self._check_passes(model.epoch_passes(n, self.parts), n)
+        self.steps_per_epoch = sum(self._batch_count(epoch_pass.size(n)) for epoch_pass in self.passes)
         self.total_steps = self.steps_per_epoch * self.max_epochs
         if device.type == "cuda" and images.numel() <= DEVICE_RESIDENT_BYTES:
             images = images.to(device)
@@ -123,7 +137,8 @@ class Trainer:
             distributed.convert_batch_norm(model)
             self.step_module = DistributedDataParallel(
                 _TrainingStep(model), device_ids=[device.index] if device.type == "cuda" else None,
-                forward_sync_buffers=False)  # buffers stay equal by construction; re-sending memory banks is costly
+                forward_sync_buffers=False,  # buffers stay equal by construction; re-sending memory banks is costly
+                find_unused_parameters=any(epoch_pass.terms is not None for epoch_pass in self.passes))
         self.optimizer = build_optimizer(model.parameter_groups(), config["optimizer"])
         self.scheduler = build_scheduler(self.optimizer, config.get("schedule", {}),
                                          self.steps_per_epoch, self.total_steps)
@@ -132,7 +147,7 @@ class Trainer:
             check_free_space(self.out_dir, model)
         self.context = TrainingContext(
             device=device, n_samples=n, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
-            max_epochs=self.max_epochs, seed=self.seed,
+            max_epochs=self.max_epochs, seed=self.seed, parts=self.parts,
             iterate_dataset=lambda: iterate_images(self.images, self.eval_batch_size, device),
             map_dataset=lambda fn: map_images(fn, self.images, self.eval_batch_size, device, self.amp),
         )
@@ -143,6 +158,10 @@ class Trainer:
         self.images_seen = 0
         self.history: list[dict] = []
         self._last_checkpoint = time.perf_counter()
+        self.progress = Progress(
+            enabled=verbose and self.writes, max_epochs=self.max_epochs, steps_per_epoch=self.steps_per_epoch,
+            every_seconds=training.get("progress_every_seconds", ENGINE_TRAINING_DEFAULTS["progress_every_seconds"]),
+            cpu_hint=cpu_hint if self.writes and device.type == "cpu" else None)
 
     # --- checkpoints ------------------------------------------------------------------------
     def state(self, rng_states: list[dict]) -> dict:
@@ -160,8 +179,10 @@ class Trainer:
         """Write the checkpoint atomically (rank 0); every process must call it (random states are gathered)."""
         if self.checkpoint_path is not None:
             rng_states = distributed.gather_objects(capture_rng_state())
-            if self.writes:
-                save_atomic(self.state(rng_states), self.checkpoint_path)
+            with self.stop_request.deferring_interrupts():  # a second Ctrl-C waits for the whole file
+                if self.writes:
+                    save_atomic(self.state(rng_states), self.checkpoint_path)
+                self._checkpointed = (self.epoch, self.global_step)
         self._last_checkpoint = time.perf_counter()
 
     def restore(self, state: dict) -> None:
@@ -201,13 +222,46 @@ class Trainer:
         return record
 
     # --- the loop ---------------------------------------------------------------------------
-    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+    def _batch_count(self, n_images: int) -> int:
+        """Batches of one pass over ``n_images``: a short last batch is dropped with drop_last, and
+        under torch.distributed when some process would get no image of it."""
+        full, rest = divmod(n_images, self.batch_size)
+        return full + int(not self.drop_last and rest >= distributed.world_size())
+
+    def _check_passes(self, passes: list[EpochPass], n: int) -> list[EpochPass]:
+        if not passes or not all(isinstance(epoch_pass, EpochPass) for epoch_pass in passes):
+            raise TypeError(f"{type(self.model).__name__}.epoch_passes must return a non-empty list of "
+                            f"EpochPass, got {passes!r}")
+        for epoch_pass in passes:
+            indices, size = epoch_pass.indices, epoch_pass.size(n)
+            if indices is not None and size and (indices.min() < 0 or indices.max() >= n):
+                raise ValueError(f"epoch pass {epoch_pass.name!r} has indices outside the {n} images "
+                                 f"({indices.min()}..{indices.max()})")
+            if self._batch_count(size) == 0:
+                what = "the dataset" if indices is None else f"epoch pass {epoch_pass.name!r}"
+                why = "drop_last is on" if self.drop_last else f"there are {distributed.world_size()} processes"
+                raise ValueError(f"batch_size {self.batch_size} is larger than {what} ({size} images) and "
+                                 f"{why}, so no step would run; lower batch_size")
+        return list(passes)
+
+    def _epoch_batches(self, epoch: int) -> list[tuple[EpochPass, torch.Tensor]]:
+        """The epoch's (pass, dataset indices) batches in order: every pass in turn, each in its own
+        order drawn from one generator seeded by the epoch. A pass over every image takes the
+        model's :meth:`~deepclust.engine.model.ClusteringModel.epoch_order`, a pass over a part a
+        random permutation of its indices."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(self.images.shape[0], generator=generator)
-        batches = list(order.split(self.batch_size))
         smallest = self.batch_size if self.drop_last else distributed.world_size()
-        if batches and batches[-1].numel() < smallest:  # under torch.distributed every process needs a share
-            batches.pop()
+        batches = []
+        for epoch_pass in self.passes:
+            if epoch_pass.indices is None:
+                order = self.model.epoch_order(self.images.shape[0], generator)
+            else:
+                part = torch.from_numpy(epoch_pass.indices)
+                order = part[torch.randperm(len(part), generator=generator)]
+            pass_batches = list(order.split(self.batch_size))
+            if pass_batches and pass_batches[-1].numel() < smallest:  # under torch.distributed: a share each
+                pass_batches.pop()
+            batches += [(epoch_pass, indices) for indices in pass_batches]
         return batches
 
     def _fetch(self, indices: torch.Tensor) -> torch.Tensor:
@@ -222,7 +276,8 @@ class Trainer:
         """One update; the loss terms as floats, or {} for a non-finite step skipped by ``training.skip_nonfinite``."""
         try:
             outputs = train_batch(self.step_module, batch, self.optimizer, self.model.parameters(), amp=self.amp,
-                                  grad_clip=self.training_config.get("grad_clip"))
+                                  grad_clip=self.training_config.get("grad_clip"),
+                                  before_step=lambda: self.model.on_before_step(self.global_step, self.context))
         except NonFiniteLossError as error:
             if not self.training_config.get("skip_nonfinite", False):
                 raise NonFiniteLossError(f"{error} (set training.skip_nonfinite=true to skip such steps)") from None
@@ -246,56 +301,69 @@ class Trainer:
         state = distributed.broadcast_object(state)  # rank 0 reads; no shared file system needed
         if state is not None:
             self.restore(state)
+            self._checkpointed = (self.epoch, self.global_step)
             self.log.write("resume", epoch=self.epoch, step=self.global_step)
         else:
             self.model.on_fit_start(self.context)
             self._seed_this_process()
         self.log.write("start", epochs=self.max_epochs, steps_per_epoch=self.steps_per_epoch,
                        batch_size=self.batch_size, device=str(self.device), amp=self.amp)
+        self.log.open(from_step=self.global_step)
         self._last_checkpoint = time.perf_counter()
 
     def fit(self) -> FitResult:
-        self._start()
-        stop_reason = None
-        self.model.train()
-        with StopRequest() as stop:
-            while self.epoch < self.max_epochs and stop_reason is None:
-                stop_reason = self._run_epoch(stop)
-            self.save_checkpoint()
-        stop_reason = stop_reason or "completed"
-        self.log.write("stop", reason=stop_reason, epoch=self.epoch, step=self.global_step,
-                       train_seconds=round(self.train_seconds, 2))
-        return FitResult(epochs_completed=self.epoch, global_step=self.global_step,
-                         train_seconds=self.train_seconds, images_per_second=self._images_per_second(),
-                         stop_reason=stop_reason, history=self.history, labels=self.predict())
+        """Train to the last epoch, the time budget or a signal, checkpoint, and predict the labels.
+
+        A second Ctrl-C (or one after training) stops at once with :class:`RunInterrupted`, which
+        names the epoch and step of the last checkpoint, the point a resume continues from.
+        """
+        try:
+            self._start()
+            stop_reason = None
+            self.model.train()
+            with self.stop_request as stop:
+                while self.epoch < self.max_epochs and stop_reason is None:
+                    stop_reason = self._run_epoch(stop)
+                self.save_checkpoint()
+            stop_reason = stop_reason or "completed"
+            self.log.write("stop", reason=stop_reason, epoch=self.epoch, step=self.global_step,
+                           train_seconds=round(self.train_seconds, 2))
+            return FitResult(epochs_completed=self.epoch, global_step=self.global_step,
+                             train_seconds=self.train_seconds, images_per_second=self._images_per_second(),
+                             stop_reason=stop_reason, history=self.history, labels=self.predict(),
+                             stop_signal=stop.signum if stop.reason is not None else None)
+        except KeyboardInterrupt:
+            self.log.write("interrupted", epoch=self.epoch, step=self.global_step)
+            raise RunInterrupted(*(self._checkpointed or (None, None))) from None
+        finally:
+            self.log.close()
 
     def _run_epoch(self, stop: StopRequest) -> str | None:
         """Train the rest of the current epoch; returns why training must stop, None to go on."""
         if self.step_in_epoch == 0:
             self.model.on_epoch_start(self.epoch, self.context)
         batches = self._epoch_batches(self.epoch)
-        progress = tqdm(total=len(batches), initial=self.step_in_epoch, disable=not (self.verbose and self.writes),
-                        desc=f"epoch {self.epoch + 1}/{self.max_epochs}", leave=False)
+        self.progress.start_epoch(self.epoch, self.step_in_epoch, len(batches))
         stop_reason = None
-        for indices in batches[self.step_in_epoch:]:
-            values = self._run_step(indices)
-            progress.update(1)
-            if values:
-                progress.set_postfix(loss=f"{values['loss']:.4f}", img_s=f"{self._images_per_second():.0f}")
+        for epoch_pass, indices in batches[self.step_in_epoch:]:
+            values = self._run_step(indices, epoch_pass)
+            self.progress.step(epoch=self.epoch, global_step=self.global_step, values=values,
+                               images_per_second=self._images_per_second(), train_seconds=self.train_seconds)
             stop_reason = self._end_step(values, stop)
             if stop_reason is not None:
                 break
-        progress.close()
+        self.progress.end_epoch()
         if self.step_in_epoch >= len(batches):
             self._end_epoch()
         return stop_reason
 
-    def _run_step(self, indices: torch.Tensor) -> dict[str, float]:
-        """Train on the batch of dataset ``indices`` (this process's share of it) and count it."""
+    def _run_step(self, indices: torch.Tensor, epoch_pass: EpochPass) -> dict[str, float]:
+        """Train on the batch of dataset ``indices`` of ``epoch_pass`` (this process's share of it) and count it."""
         started = time.perf_counter()
         share = distributed.shard(indices)
         batch = Batch(images=self._fetch(share), indices=share.to(self.device), epoch=self.epoch,
-                      step=self.global_step, generator=self._step_generator())
+                      step=self.global_step, generator=self._step_generator(), pass_name=epoch_pass.name,
+                      terms=epoch_pass.terms)
         values = self._train_step(batch)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -20,12 +20,13 @@ from deepclust.losses.instance_group import InstanceGroupLoss
 from deepclust.losses.nce import NCEMemoryBank
 from deepclust.losses.ntxent import NTXentLoss
 from deepclust.losses.prototype_contrast import PrototypeContrastLoss
+from deepclust.losses.reconstruction import ReconstructionLoss
 from deepclust.losses.swapped_prediction import SwappedPredictionLoss
 
 __all__ = [
     "AssignedCostLoss", "Assignment", "ClusterContrastiveLoss", "ConsensusLoss", "CosineRegressionLoss",
     "DiffusedAlignmentLoss", "HardnessAwareDistillationLoss", "HubClusterConsistencyLoss", "HubPredictionLoss",
-    "InstanceGroupLoss", "NCEMemoryBank", "NTXentLoss", "PrototypeContrastLoss", "SwappedPredictionLoss",
+    "InstanceGroupLoss", "NCEMemoryBank", "NTXentLoss", "PrototypeContrastLoss", "ReconstructionLoss", "SwappedPredictionLoss",
     "kl_regulariser", "kmeans_objective", "neural_gas", "no_regulariser", "sinkhorn_regulariser",
     "variance_regulariser",
 ]

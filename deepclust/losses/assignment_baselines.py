@@ -55,14 +55,18 @@ def _categorical_entropy(weights: torch.Tensor) -> torch.Tensor:
 
 def kl_regulariser(costs: torch.Tensor, centroid_term: bool = False) -> Assignment:
     """'kl' / 'kl_cent' (HardReg, AAAI 2024, comparison methods), treating rows of d as
-    categorical distributions (normalised to sum 1), with a(i) = argmin_c d_ic:
+    categorical distributions (normalised to sum 1, as ``torch.distributions.Categorical(d)`` in
+    the reference), with a(i) = argmin_c d_ic:
 
         kl:       L = −100 · H( (1/B) Σ_i d_i· ) + 0.1 · (1/B) Σ_i H(d_i·)
         kl_cent:  L = −100 · H( (1/B) Σ_i d_i· ) + 0.1 · (1/B) Σ_i d_{i,a(i)}
+
+    The costs must all have one sign: with the reference's constant −(nz/2)·log σ they are
+    usually all negative, and dividing by their sum makes them probabilities all the same.
     """
-    if bool((costs < 0).any()):
-        raise ValueError("the kl regulariser treats costs as unnormalised probabilities and needs "
-                         f"costs >= 0; got a minimum of {float(costs.min()):g} (is sigma < 1?)")
+    if bool((costs < 0).any()) and bool((costs > 0).any()):
+        raise ValueError("the kl regulariser treats costs as unnormalised probabilities and needs costs of one "
+                         f"sign; got values from {float(costs.min()):g} to {float(costs.max()):g}")
     labels = costs.argmin(dim=1)
     marginal_entropy = _categorical_entropy(costs.mean(dim=0))
     second = _assigned_mean(costs, labels) if centroid_term else _categorical_entropy(costs).mean()

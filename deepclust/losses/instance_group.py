@@ -24,6 +24,10 @@ class InstanceGroupLoss(nn.Module):
 
         L = ½ [ CE(q2 · C1ᵀ / τ_g, y2) + CE(q1 · C2ᵀ / τ_g, y1) ],   CE averaged over the B rows.
 
+    The cross-entropies run over all M centroid slots, as in the reference implementation: a
+    group left empty has the zero centroid, so its class keeps logit 0 and still counts in the
+    softmax's denominator (with M > B at least M − B such classes).
+
     Each view's query must pick, among the other view's centroids, the index of the group it was
     assigned to in its own view (the indices correspond because both clusterings are seeded by
     the same images). Used twice in DCHL with τ_g = 0.2:

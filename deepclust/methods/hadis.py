@@ -13,11 +13,15 @@ from deepclust.engine import (
     Batch, ClusteringModel, TrainingContext, check_momentum_schedule, ema_update, evaluation_mode, make_target,
     scheduled_momentum,
 )
+from deepclust.engine.config import ConfigError
 from deepclust.engine.distributed import broadcast_, gather
 from deepclust.heads import mlp
 from deepclust.losses import DiffusedAlignmentLoss, HardnessAwareDistillationLoss, PrototypeContrastLoss
 from deepclust.methods.base import DeepClusterer
 from deepclust.methods.registry import register_method
+
+#: Values of ``method.ema_timing``: when the target moves within a step.
+EMA_TIMINGS = ("after_step", "before_step")
 
 
 def diffuse(latent: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -56,6 +60,12 @@ class HaDisModel(ClusteringModel):
     batch are gathered (hardest negatives and prototypes come from the global batch), ε comes from
     the step's shared generator, every process embeds a share of the dataset for the k-means and
     rank 0's pseudo-labels are kept.
+
+    ``ema_timing``: the target moves after the optimizer step (``after_step``) or, as in the
+    reference, before it (``before_step``: θ_k ← m·θ_k + (1 − m)·θ_q with the θ_q this step's loss
+    was computed with, after the target embeddings of the step are taken). With
+    ``balanced_resampling`` an epoch draws N samples with replacement, sample i with probability ∝
+    1 / (size of its pseudo-cluster) — the reference's ``data_resample``.
     """
 
     label_source = "kmeans"
@@ -64,6 +74,12 @@ class HaDisModel(ClusteringModel):
         super().__init__(config, n_clusters, input_shape, mean, std)
         options = config["method"]
         check_momentum_schedule(options["momentum_schedule"])
+        if options["ema_timing"] not in EMA_TIMINGS:
+            raise ConfigError(f"method.ema_timing must be one of {', '.join(EMA_TIMINGS)}, "
+                              f"got {options['ema_timing']!r}")
+        if not isinstance(options["balanced_resampling"], bool):
+            raise ConfigError(f"method.balanced_resampling must be true or false, "
+                              f"got {options['balanced_resampling']!r}")
         self.options = options
         self.backbone = self.make_backbone()
         feature_dim = int(options["feature_dim"])
@@ -125,11 +141,32 @@ class HaDisModel(ClusteringModel):
                         metric="cosine", seed=int(self.options["kmeans_seed"]))
         self.pseudo_labels = broadcast_(result.labels.to(self.pseudo_labels.device))
 
-    def on_after_step(self, global_step: int, context: TrainingContext) -> None:
+    def epoch_order(self, n_samples: int, generator: torch.Generator) -> torch.Tensor:
+        """A random permutation, or with ``balanced_resampling`` ``n_samples`` indices drawn with
+        replacement, weight 1 / |pseudo-cluster of i| (every pseudo-cluster equally likely)."""
+        if not self.options["balanced_resampling"]:
+            return super().epoch_order(n_samples, generator)
+        labels = self.pseudo_labels.cpu()
+        if labels.numel() != n_samples:
+            raise RuntimeError(f"HaDis: balanced_resampling needs the pseudo-labels of all {n_samples} samples, "
+                               f"has {labels.numel()}")
+        weights = 1.0 / torch.bincount(labels).double()[labels]
+        return torch.multinomial(weights, n_samples, replacement=True, generator=generator)
+
+    def _update_target(self, global_step: int, context: TrainingContext) -> None:
+        # the momentum of update n = global_step + 1, counted from 1 as in the reference
         momentum = scheduled_momentum(float(self.options["momentum_base"]), self.options["momentum_schedule"],
                                       global_step + 1, context.total_steps)
         ema_update(self.target_backbone, self.backbone, momentum)
         ema_update(self.target_projector, self.projector, momentum)
+
+    def on_before_step(self, global_step: int, context: TrainingContext) -> None:
+        if self.options["ema_timing"] == "before_step":
+            self._update_target(global_step, context)
+
+    def on_after_step(self, global_step: int, context: TrainingContext) -> None:
+        if self.options["ema_timing"] == "after_step":
+            self._update_target(global_step, context)
 
     # --- inference ------------------------------------------------------------------------
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 - :mod:`deepclust.reporting.table`: pure functions turning per-run benchmark records into the
   results table (Markdown, CSV, JSON);
-- :mod:`deepclust.reporting.bench`: ``deepclust bench``, every method and the k-means baselines
-  trained on the same data and seeds;
+- :mod:`deepclust.reporting.bench`: ``deepclust bench``, every method and the baselines (k-means,
+  UMAP + GMM, N2D) trained on the same data and seeds;
+- :mod:`deepclust.reporting.readme_table`: the README's results block, generated from a results JSON;
 - :mod:`deepclust.reporting.report`: ``deepclust report RUN_DIR``, an HTML page with training
   curves, confusion matrix, 2-D embedding map, cluster sizes and sample images;
 - :mod:`deepclust.reporting.plots`: the matplotlib figures (Agg canvas, no pyplot state);

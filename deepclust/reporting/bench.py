@@ -1,14 +1,22 @@
-"""``deepclust bench``: every method and the k-means baselines on the same data and seeds.
+"""``deepclust bench``: every method and the strongest simple baselines on the same data and seeds.
 
 Each deep method is trained with its ``cpu-fashion-mnist`` preset (or ``preset``) under a
-wall-clock budget of ``budget_minutes`` per run; the baselines are k-means on pixels and k-means
-on the features of a randomly initialised backbone. Every run keeps its folder (config, log,
-metrics, model, data.json) under ``runs_dir``; the table is rewritten after every run, so an
-interrupted benchmark still leaves the finished rows.
+wall-clock budget of ``budget_minutes`` per run. The baselines (``--baselines``, see
+:func:`parse_baseline`) are k-means and UMAP + GMM on pixels or on a random backbone's features,
+and N2D (``ae-umap-gmm``), whose autoencoder gets the same preset rule and budget as a method.
+Every run is repeated for every seed (default 0, 1, 2); the table shows mean ± sample standard
+deviation and the JSON keeps every run. Each run also scores its embeddings with the labels
+(:mod:`deepclust.evaluation.embedding_quality`), and a closing line per method says whether its
+mean ACC beats the best baseline's by more than the seeds' spread
+(:func:`deepclust.reporting.table.compare_with_best_baseline`).
+
+Every run keeps its folder (config, log, metrics, model, data.json) under ``runs_dir``; the table
+is rewritten after every run, so an interrupted benchmark still leaves the finished rows.
 """
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import platform
 import time
@@ -19,14 +27,25 @@ from typing import Callable
 
 import torch
 
+from deepclust.backbones import list_backbones
 from deepclust.data import ImageDataset, load_dataset, write_source
+from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
+from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
+from deepclust.evaluation.embedding_quality import embedding_quality
 from deepclust.methods import DeepClusterer, get_method, list_methods
+from deepclust.methods.features import PIXELS
 from deepclust.reporting.memory import PeakMemory
-from deepclust.reporting.table import write_results
+from deepclust.reporting.table import (
+    COMPARISON_RULE, aggregate_records, compare_with_best_baseline, comparison_lines, write_results,
+)
 
 DEFAULT_PRESET = "cpu-fashion-mnist"
-BASELINE_METHOD = "kmeans"
+DEFAULT_SEEDS = (0, 1, 2)
+#: ``--baselines all``: the strongest simple baselines, one of each kind.
+ALL_BASELINES = ("kmeans", "umap-gmm", "ae-umap-gmm")
+#: The 80/20 split of every linear probe (the same images for every method and seed).
+PROBE_SEED = 0
 
 
 @dataclass
@@ -34,7 +53,7 @@ class BenchSettings:
     dataset: str
     budget_minutes: float
     methods: str | list[str] = "all"
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     preset: str | None = None
     subset: int | None = None
     subset_seed: int = 0
@@ -45,31 +64,108 @@ class BenchSettings:
     runs_dir: str | None = None
     device: str = "auto"
     n_clusters: int | None = None
-    baselines: list[str] = field(default_factory=lambda: ["pixels", "small_cnn"])
+    baselines: str | list[str] = "all"
     baseline_image_size: int | None = None
     kmeans_n_init: int = 10
+    embedding_quality: bool = True
+    overwrite: bool = False  #: run again the jobs whose run folders already hold runs
+    resume: bool = False  #: keep the finished runs already in the run folders (their earlier rows)
+    refine: dict | None = None  # the deep methods' ``refine`` section overrides (None: no refine stage)
+    ensemble: bool = False
     verbose: bool = False
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """One baseline of the benchmark: ``spelling`` (its ``--baselines`` name), ``label`` (its row),
+    ``method`` (registry name) and ``features`` (what it clusters; None for a trained baseline)."""
+
+    spelling: str
+    label: str
+    method: str
+    features: str | None = None
+
+    @property
+    def folder(self) -> str:
+        return self.method if self.features is None else f"{self.method}-{self.features}"
+
+    @property
+    def preset_note(self) -> str | None:
+        return None if self.features is None else f"features={self.features}"
+
+
+_FEATURE_BASELINES = {"kmeans": "k-means", "umap-gmm": "UMAP + GMM"}
+_TRAINED_BASELINES = {"ae-umap-gmm": "AE + UMAP + GMM (N2D)"}
+
+
+def baseline_spellings() -> list[str]:
+    """Every name ``--baselines`` accepts, in words (for error messages and ``--help``)."""
+    return ["all", "none", *ALL_BASELINES, "kmeans-<backbone>", "umap-gmm-<backbone>",
+            "(old) pixels = kmeans", "(old) <backbone> = kmeans-<backbone>"]
+
+
+def parse_baseline(name: str) -> Baseline:
+    """``kmeans`` / ``umap-gmm`` (on pixels), ``kmeans-<backbone>`` / ``umap-gmm-<backbone>`` (on a
+    randomly initialised backbone, e.g. ``kmeans-small_cnn``), ``ae-umap-gmm`` (N2D, trained).
+    The old spellings ``pixels`` and ``<backbone>`` mean k-means on those features."""
+    name = name.strip()
+    if name in _TRAINED_BASELINES:
+        return Baseline(name, _TRAINED_BASELINES[name], name)
+    if name == PIXELS or name in list_backbones():  # the spellings of earlier versions: k-means features
+        name = f"kmeans-{name}"
+    for method, words in _FEATURE_BASELINES.items():
+        features = PIXELS if name == method else name[len(method) + 1:] if name.startswith(f"{method}-") else None
+        if features is None:
+            continue
+        if features != PIXELS and features not in list_backbones():
+            raise ValueError(f"baseline '{name}': '{features}' is neither pixels nor a backbone "
+                             f"({', '.join(list_backbones())})")
+        label = f"{words} ({PIXELS})" if features == PIXELS else f"{words} (random {features})"
+        spelling = method if features == PIXELS else f"{method}-{features}"
+        return Baseline(spelling, label, method, features)
+    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(baseline_spellings())}")
+
+
+def resolve_baselines(spec: str | list[str]) -> list[Baseline]:
+    """``"all"`` → :data:`ALL_BASELINES`; ``"none"`` → none; ``"a,b"`` or a list → those, once each."""
+    names = [part.strip() for part in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names = [name for name in names if name]
+    if names == ["none"]:
+        return []
+    baselines: list[Baseline] = []
+    for name in names:
+        for baseline in map(parse_baseline, ALL_BASELINES if name == "all" else [name]):
+            if baseline not in baselines:
+                baselines.append(baseline)
+    return baselines
+
+
+def is_baseline_method(name: str) -> bool:
+    return bool(getattr(get_method(name), "baseline", False))
+
+
 def deep_methods() -> list[str]:
-    """Registered methods trained by gradient descent (every :class:`DeepClusterer`)."""
-    return [name for name in list_methods() if issubclass(get_method(name), DeepClusterer)]
+    """Registered methods trained by gradient descent (every :class:`DeepClusterer` that is not a baseline)."""
+    return [name for name in list_methods()
+            if issubclass(get_method(name), DeepClusterer) and not is_baseline_method(name)]
 
 
-def resolve_methods(spec: str | list[str]) -> list[str]:
-    """``"all"`` → every registered deep method; ``"a,b"`` → those (``kmeans`` is always a baseline)."""
+def resolve_methods(spec: str | list[str]) -> tuple[list[str], list[str]]:
+    """(deep methods, baselines named among them): ``"all"`` → every deep method; ``"a,b"`` → those.
+    A baseline's method name (``kmeans``, ``umap-gmm``, ``ae-umap-gmm``) joins the baselines."""
     if isinstance(spec, str):
         if spec.strip() == "all":
-            return deep_methods()
+            return deep_methods(), []
         spec = [part.strip() for part in spec.split(",") if part.strip()]
     if not spec:
         raise ValueError("--methods is empty; give 'all' or a comma-separated list of method names")
-    names = []
+    names, baselines = [], []
     for name in spec:
         get_method(name)  # raises ValueError naming the valid methods
-        if name != BASELINE_METHOD and name not in names:
-            names.append(name)
-    return names
+        chosen = baselines if is_baseline_method(name) else names
+        if name not in chosen:
+            chosen.append(name)
+    return names, baselines
 
 
 def machine_description(device: torch.device) -> str:
@@ -96,10 +192,42 @@ def _error_note(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{where}".replace("\n", " ")
 
 
-def run_deep_method(name: str, dataset: ImageDataset, seed: int, settings: BenchSettings, run_dir: Path,
-                    n_clusters: int, device: torch.device) -> dict:
+def _metric_fields(metrics: dict) -> dict:
+    keys = ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share", "n_samples")
+    return {key: metrics.get(key) for key in keys}
+
+
+def _quality_fields(estimator, dataset: ImageDataset, settings: BenchSettings, device: torch.device) -> dict:
+    """The labelled scores of the run's embeddings (``embedding_`` if the estimator keeps those of
+    its training images, else ``transform``); a failure becomes a note, the run stays ``ok``."""
+    if not settings.embedding_quality or dataset.labels is None:
+        return {}
+    try:
+        embeddings = getattr(estimator, "embedding_", None)
+        if embeddings is None:
+            embeddings = estimator.transform(dataset)
+        return embedding_quality(embeddings, dataset.labels, seed=PROBE_SEED, device=device)
+    except Exception as error:  # the clustering result stands without these scores
+        return {"quality_note": f"embedding quality failed: {_error_note(error)}"}
+
+
+def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Path, device: torch.device) -> dict:
+    """Fit with peak-memory measurement; the fields every finished run records."""
+    write_source(run_dir, dataset)
+    with PeakMemory(device) as peak:
+        estimator.fit(dataset)
+    quality = _quality_fields(estimator, dataset, settings, device)
+    note = quality.pop("quality_note", "")
+    return {"status": "ok", "note": note, **_metric_fields(estimator.metrics_), **quality,
+            "peak_memory_mb": peak.megabytes, "memory_kind": peak.kind,
+            "device": estimator.metrics_.get("device", str(device)), "run_dir": str(run_dir)}
+
+
+def run_trained(name: str, dataset: ImageDataset, seed: int, settings: BenchSettings, run_dir: Path,
+                n_clusters: int, device: torch.device, *, kind: str = "method", label: str | None = None) -> dict:
+    """A method trained by the engine (a deep method, or the ``ae-umap-gmm`` baseline) under the budget."""
     preset = settings.preset or DEFAULT_PRESET
-    record = {"name": name, "kind": "method", "method": name, "preset": preset, "seed": seed}
+    record = {"name": label or name, "kind": kind, "method": name, "preset": preset, "seed": seed}
     cls = get_method(name)
     try:
         cls.preset_config(preset)
@@ -108,43 +236,105 @@ def run_deep_method(name: str, dataset: ImageDataset, seed: int, settings: Bench
     missing = {"preset", "max_minutes", "out_dir", "seed", "device"} - _accepted(cls)
     if missing:
         return {**record, "status": "skipped", "note": f"estimator takes no {', '.join(sorted(missing))}"}
+    refine = {"config": {"refine": {**settings.refine, "enabled": True}}} \
+        if settings.refine is not None and kind == "method" else {}
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
-                    device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose)
-    write_source(run_dir, dataset)
-    with PeakMemory(device) as peak:
-        estimator.fit(dataset)
+                    device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose, **refine)
+    fields = _fit(estimator, dataset, settings, run_dir, device)
     metrics = estimator.metrics_
-    return {**record, "status": "ok", "note": "", **_metric_fields(metrics),
-            "train_seconds": metrics.get("train_seconds"), "images_per_second": metrics.get("images_per_second"),
-            "epochs": metrics.get("epochs"), "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
-            "peak_memory_mb": peak.megabytes, "memory_kind": peak.kind, "device": metrics.get("device", str(device)),
-            "run_dir": str(run_dir)}
+    return {**record, **fields, "train_seconds": metrics.get("train_seconds"),
+            "images_per_second": metrics.get("images_per_second"), "epochs": metrics.get("epochs"),
+            "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
+            **{key: metrics[key] for key in ("before_refine", "refine") if key in metrics}}
 
 
-def _metric_fields(metrics: dict) -> dict:
-    keys = ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share", "n_samples")
-    return {key: metrics.get(key) for key in keys}
+def refined_rows(record: dict) -> list[dict]:
+    """A method fitted with ``--refine`` gives two rows from one training: ``<method>`` with its
+    metrics before refinement (``before_refine``) and ``<method> + refine`` with those after, its
+    embedding scores and the time of both stages. Any other record is its own row."""
+    before, stage = record.pop("before_refine", None), record.pop("refine", None)
+    if before is None:
+        return [record]
+    kept = ("name", "kind", "method", "preset", "seed", "status", "device", "run_dir", "peak_memory_mb",
+            "memory_kind", "train_seconds", "images_per_second", "epochs", "steps", "stop_reason")
+    unrefined = {**{key: record[key] for key in kept if key in record}, **_metric_fields(before),
+                 "n_samples": record.get("n_samples"), "note": "before refinement (one training with its + refine row)"}
+    refined = {**record, "name": f"{record['name']} + refine",
+               "train_seconds": (record.get("train_seconds") or 0) + stage["train_seconds"],
+               "note": f"{stage['epochs']} refine epochs ({stage['stop_reason']}) after the method's "
+                       f"{record.get('epochs')}; {record.get('note') or ''}".rstrip("; ")}
+    return [unrefined, refined]
 
 
-def baseline_name(features: str) -> str:
-    return "k-means (pixels)" if features == "pixels" else f"k-means (random {features})"
+def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int) -> dict | None:
+    """``--ensemble``: the consensus (:func:`deepclust.ensemble.ensemble_runs`) of the deep
+    methods' finished runs of ``seed``; None when fewer than two finished."""
+    from deepclust.ensemble import ensemble_runs
+
+    members = {r["run_dir"]: r["method"] for r in records
+               if r["kind"] == "method" and r["seed"] == seed and r["status"] == "ok" and r["method"] != "ensemble"}
+    if len(members) < 2:
+        return None
+    record = {"name": f"ensemble ({' + '.join(members.values())})", "kind": "method", "method": "ensemble",
+              "preset": "consensus of the runs above", "seed": seed}
+    out = runs_dir / f"ensemble-seed{seed}"
+    try:
+        result = ensemble_runs(list(members), out, n_clusters=n_clusters, seed=seed, overwrite=True)
+    except Exception as error:  # the members' rows stand without it
+        return {**record, "status": "failed", "note": _error_note(error), "run_dir": str(out)}
+    return {**record, "status": "ok", "note": f"consensus J {result.metrics['objective']:.4f}",
+            **_metric_fields(result.metrics), "train_seconds": result.metrics["seconds"], "run_dir": str(out)}
 
 
-def run_baseline(features: str, dataset: ImageDataset, seed: int, settings: BenchSettings, run_dir: Path,
-                 n_clusters: int, device: torch.device) -> dict:
-    record = {"name": baseline_name(features), "kind": "baseline", "method": BASELINE_METHOD,
-              "preset": f"features={features}", "seed": seed}
-    cls = get_method(BASELINE_METHOD)
-    estimator = cls(n_clusters=n_clusters, features=features, n_init=settings.kmeans_n_init,
-                    image_size=settings.baseline_image_size, device=str(device), seed=seed, out_dir=str(run_dir))
-    write_source(run_dir, dataset)
-    with PeakMemory(device) as peak:
-        estimator.fit(dataset)
-    metrics = estimator.metrics_
-    seconds = float(metrics["seconds"])
-    return {**record, "status": "ok", "note": "", **_metric_fields(metrics), "train_seconds": seconds,
-            "images_per_second": len(dataset) / max(seconds, 1e-9), "peak_memory_mb": peak.megabytes,
-            "memory_kind": peak.kind, "device": metrics.get("device", str(device)), "run_dir": str(run_dir)}
+def run_feature_baseline(baseline: Baseline, dataset: ImageDataset, seed: int, settings: BenchSettings,
+                         run_dir: Path, n_clusters: int, device: torch.device) -> dict:
+    """A baseline that clusters fixed features (no training): its whole fit is its time."""
+    record = {"name": baseline.label, "kind": "baseline", "method": baseline.method,
+              "preset": baseline.preset_note, "seed": seed}
+    cls = get_method(baseline.method)
+    params = {"n_clusters": n_clusters, "features": baseline.features, "image_size": settings.baseline_image_size,
+              "device": str(device), "seed": seed, "out_dir": str(run_dir)}
+    if "n_init" in _accepted(cls) and baseline.method == "kmeans":
+        params["n_init"] = settings.kmeans_n_init
+    estimator = cls(**params)
+    fields = _fit(estimator, dataset, settings, run_dir, device)
+    seconds = float(estimator.metrics_["seconds"])
+    return {**record, **fields, "train_seconds": seconds, "images_per_second": len(dataset) / max(seconds, 1e-9)}
+
+
+def _run_line(record: dict, seconds: float) -> str:
+    if record["status"] != "ok":
+        return f"  {record['name']} seed {record['seed']}: {record['status']} — {record['note']}"
+    shown = "  ".join(f"{key.upper()} {record[key]:.4f}" for key in ("acc", "nmi", "ari") if record.get(key) is not None)
+    if record.get("supervised_knn_acc") is not None:
+        shown += (f"; embeddings, scored WITH THE LABELS: kNN-20 {record['supervised_knn_acc']:.4f}, "
+                  f"linear probe {record['supervised_probe_acc']:.4f}")
+    if record.get("note"):
+        shown += f" ({record['note']})"
+    return f"  {record['name']} seed {record['seed']}: {shown} ({seconds:.0f} s)"
+
+
+def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Path) -> dict[Path, list[dict]]:
+    """Before the benchmark writes anything: run folders of its jobs that already hold runs are refused
+    unless ``settings.overwrite`` (their run files are deleted) or ``settings.resume``: a finished run
+    (model.pt, metrics.json and its rows in the earlier ``results`` JSON) is kept, its rows returned
+    by folder; any other is deleted and run again. The results files themselves are always rewritten."""
+    held = [folder for folder in run_dirs if run_markers(folder)]
+    if settings.resume and settings.overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other")
+    if held and not (settings.resume or settings.overwrite):
+        raise RunFolderError(f"--runs-dir {held[0].parent} already holds runs of this benchmark "
+                             f"({', '.join(folder.name for folder in held)}); give --resume to keep the finished ones "
+                             "and run the others, or --overwrite to run them all again (deletes their run files)")
+    earlier = json.loads(results.read_text(encoding="utf-8")).get("runs", []) if held and results.is_file() else []
+    kept = {}
+    for folder in held:
+        rows = [row for row in earlier if row.get("run_dir") == str(folder) and row.get("status") == "ok"]
+        if settings.resume and rows and {"model.pt", "metrics.json"} <= set(run_markers(folder)):
+            kept[folder] = rows
+        else:
+            clear_run(folder)
+    return kept
 
 
 def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], None] = print) -> list[Path]:
@@ -153,7 +343,9 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         raise ValueError(f"--budget-minutes must be a positive number of minutes, got {settings.budget_minutes}")
     if not settings.seeds:
         raise ValueError("--seeds is empty; give e.g. --seeds 0 or --seeds 0,1,2")
-    methods = resolve_methods(settings.methods)
+    methods, named_baselines = resolve_methods(settings.methods)
+    baselines = resolve_baselines(settings.baselines)
+    baselines += [b for b in resolve_baselines(named_baselines) if b not in baselines]
     device = resolve_device(settings.device)
     dataset = load_bench_data(settings)
     n_clusters = settings.n_clusters or dataset.n_classes
@@ -165,42 +357,70 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         "date": time.strftime("%Y-%m-%d"), "n_samples": len(dataset), "n_clusters": n_clusters,
         "seeds": list(settings.seeds), "budget_minutes": settings.budget_minutes,
         "preset": settings.preset or DEFAULT_PRESET, "split": settings.split, "subset": settings.subset,
-        "imbalance": settings.imbalance,
-        "runs_dir": str(runs_dir), "notes": [],
+        "imbalance": settings.imbalance, "baselines": [b.spelling for b in baselines],
+        "runs_dir": str(runs_dir), "comparison_rule": COMPARISON_RULE, "notes": [],
     }
+    if settings.embedding_quality and dataset.labels is not None:
+        meta["embedding_quality"] = EMBEDDING_QUALITY_PROTOCOL + f" Probe split seed {PROBE_SEED} for every run."
     if settings.imbalance:
         meta["notes"].append(f"Class-imbalance protocol {settings.imbalance} of HardReg applied with seed "
                              f"{settings.subset_seed} (the same images for every method and seed).")
     if settings.subset is not None:
         meta["notes"].append(f"A subset of {settings.subset} images drawn with seed {settings.subset_seed} "
                              f"(the same images for every method and seed).")
-    jobs: list[tuple[str, str, int]] = [("method", name, seed) for name in methods for seed in settings.seeds]
-    jobs += [("baseline", features, seed) for features in settings.baselines for seed in settings.seeds]
+    if settings.refine is not None:
+        meta["notes"].append("Every deep method was trained once with the self-labelling refine stage "
+                             f"(docs/REFINE_AND_ENSEMBLE.md; `refine` settings {settings.refine or 'the defaults'}, "
+                             "its time budget `refine.max_minutes` apart from the method's): its row holds the "
+                             "metrics before refinement, its `+ refine` row those after.")
+    if settings.ensemble:
+        meta["notes"].append("`ensemble (...)`: the consensus (K-means-based consensus clustering) of that seed's "
+                             "deep-method runs" + (" (refined)" if settings.refine is not None else "") + "; its time is the "
+                             "consensus's alone.")
+    jobs: list[tuple[str, Baseline | None, int]] = [(name, None, seed) for name in methods for seed in settings.seeds]
+    jobs += [(b.method, b, seed) for b in baselines for seed in settings.seeds]
+    run_dirs = [runs_dir / f"{name if baseline is None else baseline.folder}-seed{seed}" for name, baseline, seed in jobs]
+    kept = claim_run_folders(run_dirs, settings, Path(settings.out) / f"{dataset.name}.json")
     log(f"benchmark on {dataset.name} ({len(dataset)} images, K={n_clusters}) on {device}: "
-        f"{len(methods)} method(s) {', '.join(methods) or '(none)'}, baselines {', '.join(settings.baselines) or '(none)'}, "
+        f"{len(methods)} method(s) {', '.join(methods) or '(none)'}, "
+        f"baselines {', '.join(b.spelling for b in baselines) or '(none)'}, "
         f"seeds {', '.join(map(str, settings.seeds))}; run folders in {runs_dir}")
     records: list[dict] = []
     paths: list[Path] = []
-    for kind, name, seed in jobs:
-        folder = f"{name}-seed{seed}" if kind == "method" else f"kmeans-{name}-seed{seed}"
-        run_dir = runs_dir / folder
+    for (name, baseline, seed), run_dir in zip(jobs, run_dirs):
+        if run_dir in kept:
+            records += kept[run_dir]
+            log(f"  {run_dir.name}: finished earlier, kept (--resume)")
+            continue
         started = time.perf_counter()
         try:
-            if kind == "method":
-                record = run_deep_method(name, dataset, seed, settings, run_dir, n_clusters, device)
+            if baseline is None:
+                record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device)
+            elif baseline.features is None:
+                record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device,
+                                     kind="baseline", label=baseline.label)
             else:
-                record = run_baseline(name, dataset, seed, settings, run_dir, n_clusters, device)
+                record = run_feature_baseline(baseline, dataset, seed, settings, run_dir, n_clusters, device)
         except Exception as error:  # one broken method must not stop the benchmark
-            label = name if kind == "method" else baseline_name(name)
-            record = {"name": label, "kind": kind, "method": name if kind == "method" else BASELINE_METHOD,
-                      "preset": (settings.preset or DEFAULT_PRESET) if kind == "method" else f"features={name}",
+            record = {"name": name if baseline is None else baseline.label,
+                      "kind": "method" if baseline is None else "baseline", "method": name,
+                      "preset": ((settings.preset or DEFAULT_PRESET) if baseline is None or baseline.features is None
+                                 else baseline.preset_note),
                       "seed": seed, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
-        records.append(record)
-        if record["status"] == "ok":
-            shown = "  ".join(f"{key.upper()} {record[key]:.4f}" for key in ("acc", "nmi", "ari")
-                              if record.get(key) is not None)
-            log(f"  {record['name']} seed {seed}: {shown} ({time.perf_counter() - started:.0f} s)")
-        else:
-            log(f"  {record['name']} seed {seed}: {record['status']} — {record['note']}")
+        for row in refined_rows(record):
+            records.append(row)
+            log(_run_line(row, time.perf_counter() - started))
         paths = write_results(records, settings.out, meta)
+    for seed in settings.seeds if settings.ensemble else []:
+        started = time.perf_counter()
+        record = run_ensemble(records, seed, runs_dir, n_clusters)
+        if record is not None:
+            records.append(record)
+            log(_run_line(record, time.perf_counter() - started))
+            paths = write_results(records, settings.out, meta)
+    lines = comparison_lines(compare_with_best_baseline(aggregate_records(records)))
+    if lines:
+        log(f"against the best baseline ({COMPARISON_RULE})")
+        for line in lines:
+            log(f"  {line}")
     return paths

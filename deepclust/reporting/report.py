@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from deepclust.data import SOURCE_FILE, ImageDataset, load_source, read_source
+from deepclust.engine.run_folder import read_log
 from deepclust.evaluation import evaluate_clustering, hungarian_mapping
 from deepclust.methods import load_estimator
 from deepclust.reporting import plots
@@ -83,20 +84,11 @@ def read_run(run_dir: str | Path) -> RunFiles:
         run.metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     run.data = read_source(path) or {}
     log = path / "log.jsonl"
-    if log.is_file():
+    if log.is_file():  # a resumed run's repeated steps keep their last record (read_log)
         run.has_log = True
-        for line in log.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                run.bad_log_lines += 1
-                continue
-            if event.get("event") == "step":
-                run.steps.append(event)
-            elif event.get("event") == "eval":
-                run.evals.append(event)
+        events, run.bad_log_lines = read_log(log)
+        run.steps = [event for event in events if event.get("event") == "step"]
+        run.evals = [event for event in events if event.get("event") == "eval"]
     return run
 
 
@@ -139,7 +131,7 @@ def _subset_note(pool_name: str, subset: int, pool: int | None, seed: int, how: 
 def _data_of_old_run(run: RunFiles, options: ReportOptions, run_seed: int) -> tuple[ImageDataset, list[str]]:
     """A run folder without data.json: the dataset its config.yaml/metrics.json names, with the given
     split and subset, or else the split or the seeded subset of the run's size (metrics.json)."""
-    name = run.config.get("dataset") or run.metrics.get("dataset")
+    name = (run.config.get("run") or {}).get("dataset") or run.config.get("dataset") or run.metrics.get("dataset")
     if not name:
         raise ValueError(f"{run.path} names no dataset (no {SOURCE_FILE}, no config.yaml/metrics.json with "
                          "'dataset'); give --dataset")
@@ -315,14 +307,24 @@ def cluster_sizes_section(context: ReportContext) -> Figure:
                   "bar is the class the cluster is matched to.")
 
 
+def embedding_technique(name: str) -> str:
+    """``"UMAP"`` or ``"t-SNE"`` for ``--embedding`` ``name`` (auto: UMAP when umap-learn is installed);
+    ``ValueError`` for another name or for umap without umap-learn, naming what to install."""
+    technique = name.lower()
+    installed = importlib.util.find_spec("umap") is not None
+    if technique == "auto":
+        technique = "umap" if installed else "tsne"
+    if technique not in ("tsne", "umap"):
+        raise ValueError(f"--embedding must be auto, tsne or umap, got '{name}'")
+    if technique == "umap" and not installed:
+        raise ValueError("--embedding umap needs the umap-learn package: pip install 'deepclust[baselines]' "
+                         "(or pip install umap-learn), or use --embedding tsne")
+    return "UMAP" if technique == "umap" else "t-SNE"
+
+
 def embedding_section(context: ReportContext) -> Figure | str:
     options, y = context.options, context.y
-    technique = options.embedding.lower()
-    if technique == "auto":
-        technique = "umap" if importlib.util.find_spec("umap") is not None else "tsne"
-    if technique not in ("tsne", "umap"):
-        raise ValueError(f"--embedding must be auto, tsne or umap, got '{options.embedding}'")
-    technique = "UMAP" if technique == "umap" else "t-SNE"
+    technique = embedding_technique(options.embedding)
     n = len(context.dataset)
     sample = np.sort(context.rng.choice(n, size=min(n, options.max_points), replace=False))
     if len(sample) < 5:
@@ -366,11 +368,13 @@ SECTIONS = (training_curves_section, eval_curves_section, confusion_section, clu
 def build_report(run_dir: str | Path, options: ReportOptions | None = None, log=print) -> Path:
     """Write ``report.html`` and its PNGs into ``options.out`` (default ``RUN_DIR/report``); return the page."""
     options = options or ReportOptions()
+    embedding_technique(options.embedding)  # a missing package fails before the work starts
     run = read_run(run_dir)
     out = Path(options.out) if options.out else run.path / "report"
     out.mkdir(parents=True, exist_ok=True)
     estimator = load_estimator(run.path / "model.pt", device=options.device)
-    method = getattr(estimator, "method_name", None) or run.metrics.get("method") or run.config.get("method", "?")
+    method = (getattr(estimator, "method_name", None) or run.metrics.get("method")
+              or (run.config.get("run") or {}).get("method", "?"))
     run_seed = int(getattr(estimator, "seed", 0) or 0)
     dataset, notes, own = resolve_dataset(run, options, run_seed)
     log(f"report on {run.path}: {method}, {dataset.name} ({len(dataset)} images) → {out}")

@@ -35,12 +35,41 @@ def test_batch_equal_to_groups_makes_every_point_its_own_group():
     assert torch.allclose(groups.centroids, points)
 
 
-def test_more_groups_than_rows_uses_one_group_per_row():
-    """Decision M > B: M' = min(M, B) groups, so every row is its own group."""
-    points = unit_rows(10, 8, seed=4)
-    groups = seeded_batch_kmeans(points, 400, 5)
-    assert groups.centroids.shape == (10, 8)
-    assert torch.equal(groups.labels, torch.arange(10))
+@pytest.mark.parametrize("n_rows,n_groups", [(10, 16), (7, 400)])
+def test_more_groups_than_rows_keeps_every_slot(n_rows, n_groups):
+    """M > B as the reference: M centroid slots, the B rows seed the first B, which every row keeps
+    (distance 0 to its own seed), and the M − B slots without a seed stay zero vectors."""
+    points = unit_rows(n_rows, 8, seed=4)
+    groups = seeded_batch_kmeans(points, n_groups, 5)
+    assert groups.centroids.shape == (n_groups, 8)
+    assert torch.equal(groups.labels, torch.arange(n_rows))
+    assert torch.allclose(groups.centroids[:n_rows], points)
+    assert torch.equal(groups.centroids[n_rows:], torch.zeros(n_groups - n_rows, 8))
+    labels, centroids = naive_kmeans(points.tolist(), n_groups, 5)
+    assert groups.labels.tolist() == labels
+    assert torch.allclose(groups.centroids, torch.tensor(centroids), atol=1e-6)
+
+
+def test_more_groups_than_rows_matches_naive_loop_with_duplicate_rows():
+    """Duplicated rows tie on their first copy's seed (lowest index), leaving that seed's slot empty."""
+    points = unit_rows(6, 3, seed=5)[[0, 1, 0, 2, 3, 1, 4, 5]]
+    groups = seeded_batch_kmeans(points, 12, 5)
+    labels, centroids = naive_kmeans(points.tolist(), 12, 5)
+    assert groups.labels.tolist() == labels == [0, 1, 0, 3, 4, 1, 6, 7]
+    assert torch.allclose(groups.centroids, torch.tensor(centroids), atol=1e-6)
+
+
+def test_zero_centroid_of_an_empty_group_attracts_a_row_near_the_origin():
+    """Hand-worked: seeds [1,0], [1,0], [0,1]. Iteration 1: rows 0, 1 and [0.05, 0] join group 0
+    (ties → lowest index), group 1 is empty, so its centroid becomes 0. Iteration 2: [0.05, 0] is
+    0.0025 from that zero centroid but 0.40 from group 0's mean [0.683, 0], so it moves to group 1."""
+    points = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.05, 0.0]])
+    groups = seeded_batch_kmeans(points, 3, 5)
+    assert groups.labels.tolist() == [0, 0, 2, 1]
+    assert torch.allclose(groups.centroids, torch.tensor([[1.0, 0.0], [0.05, 0.0], [0.0, 1.0]]))
+    labels, centroids = naive_kmeans(points.tolist(), 3, 5)
+    assert groups.labels.tolist() == labels
+    assert torch.allclose(groups.centroids, torch.tensor(centroids))
 
 
 def test_groups_of_two_views_correspond_by_seed_index():

@@ -45,7 +45,9 @@ def test_gaussian_cost_matches_explicit_loops():
     for i in range(5):
         for c in range(4):
             diff = z[i].double() - means[c].double()
-            expected = float(diff @ inverse @ diff - 0.5 * torch.logdet(inverse))
+            # the reference's constant: − (nz/2)·log σ = + ½ log det Σ⁻¹
+            expected = float(diff @ inverse @ diff + 0.5 * torch.logdet(inverse))
+            assert expected == pytest.approx(float(diff @ diff) / sigma - 1.5 * math.log(sigma), rel=1e-12)
             assert float(costs[i, c]) == pytest.approx(expected, rel=1e-12, abs=1e-9)
 
 

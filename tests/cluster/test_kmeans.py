@@ -139,7 +139,7 @@ def test_numpy_input_accepted():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_clusters=1), r"n_clusters .* got 1"),
+        (dict(n_clusters=0), r"n_clusters .* got 0"),
         (dict(n_clusters=51), r"n_samples=50\], got 51"),
         (dict(n_clusters=3, metric="manhattan"), r"metric .* 'manhattan'"),
         (dict(n_clusters=3, init="kmeans"), r"init .* 'kmeans'"),
@@ -185,3 +185,25 @@ def test_estimator_api():
         cloned.predict(x)
     with pytest.raises(ValueError, match=r"3 features .* fitted with 8"):
         est.predict(x[:, :3])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_soft_assign_is_a_softmax_of_scaled_similarities(metric):
+    import math
+
+    from deepclust.cluster import soft_assign
+
+    x = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-2.0, 1.0]])
+    centroids = torch.tensor([[0.0, 1.0], [2.0, 0.0], [-1.0, -1.0]])
+    probabilities = soft_assign(x, centroids, metric=metric, temperature=0.5)
+    for i, point in enumerate(x.tolist()):
+        if metric == "cosine":
+            scores = [sum(a * b for a, b in zip(point, c)) / math.hypot(*point) / math.hypot(*c)
+                      for c in centroids.tolist()]
+        else:
+            scores = [-sum((a - b) ** 2 for a, b in zip(point, c)) for c in centroids.tolist()]
+        weights = [math.exp(score / 0.5) for score in scores]
+        assert probabilities[i].tolist() == pytest.approx([w / sum(weights) for w in weights], rel=1e-5)
+    assert torch.equal(probabilities.argmax(1), assign(x, centroids, metric=metric))
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        soft_assign(x, centroids, temperature=0)

@@ -108,3 +108,23 @@ def test_npy_instead_of_npz(tmp_path):
         np.save(f, np.zeros((2, 4, 4), np.uint8))
     with pytest.raises(DatasetFormatError, match=r"plain.npz.*single .npy array.*\(2, 4, 4\)"):
         load_dataset("npz", root=p)
+
+
+def test_object_labels_are_numbers_when_they_can_be():
+    x = np.zeros((3, 2, 2), np.uint8)
+    assert from_arrays(x, np.array([2, 0, 2], dtype=object)).labels.tolist() == [2, 0, 2]
+    assert from_arrays(x, np.array(["b", 1, "b"], dtype=object)).class_names == ["1", "b"]
+
+
+def test_scale_to_uint8_per_column_between_bounds():
+    from deepclust.data.arrays import scale_to_uint8
+
+    values = np.array([[0.0, 10.0], [2.0, 20.0], [4.0, 30.0], [8.0, 0.0]])
+    scaled = scale_to_uint8(values, np.array([0.0, 10.0]), np.array([4.0, 30.0]))
+    # 2 of 0..4 -> 127.5 -> 128 (round half to even: 128); 20 of 10..30 -> 128; beyond the bounds clipped
+    assert scaled.dtype == np.uint8 and scaled.tolist() == [[0, 0], [128, 128], [255, 255], [255, 0]]
+
+
+def test_float_images_out_of_range_point_to_feature_vectors():
+    with pytest.raises(ValueError, match=r"for images; observed range \[-2, 3\].*2-D \(N, D\) array"):
+        from_arrays(np.array([[[-2.0, 3.0]]]))

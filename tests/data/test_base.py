@@ -98,3 +98,38 @@ def test_source_records_how_images_were_chosen():
     assert twice.source["kind"] == "indices" and twice.source["picked_from"]["subset"] == 4
     ds.source["dataset"] = "changed"
     assert picked.source["picked_from"]["dataset"] is None  # records are copies, not shared
+
+
+def test_parts_follow_the_images_through_subset_and_sample():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    dataset = ImageDataset(images, None, "toy", [], 0, parts={"first": [0, 1, 2, 3], "rest": np.arange(4, 10)})
+    assert dataset.parts["first"].dtype == np.int64
+    picked = dataset.subset([9, 2, 5, 0])  # images 9, 2, 5, 0 at positions 0..3
+    assert picked.parts["first"].tolist() == [1, 3] and picked.parts["rest"].tolist() == [0, 2]
+    mask = dataset.subset(np.arange(10) % 2 == 0)  # images 0, 2, 4, 6, 8
+    assert mask.parts["first"].tolist() == [0, 1] and mask.parts["rest"].tolist() == [2, 3, 4]
+    sampled = dataset.sample(5, seed=3)  # each image's value is its index in the parent
+    originals = sampled.images.ravel().tolist()
+    for name, members in sampled.parts.items():
+        assert sampled.images[members].ravel().tolist() == [i for i in originals if i in dataset.parts[name]]
+    assert ImageDataset(images, None, "toy", [], 0).parts == {}
+
+
+@pytest.mark.parametrize("members,match", [([[0, 1]], "1-D integer"), ([0.5], "1-D integer"),
+                                           ([3, 10], "indices 3..10, outside the 10 images")])
+def test_bad_parts_name_the_part(members, match):
+    with pytest.raises(ValueError, match=match):
+        ImageDataset(np.zeros((10, 1, 1, 1), np.uint8), None, "toy", [], 0, parts={"first": members})
+
+
+def test_paths_follow_the_images_through_subset_and_sample():
+    images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1)
+    files = [f"/photos/{i}.jpg" for i in range(6)]
+    dataset = ImageDataset(images, None, "photos", [], 0, paths=files)
+    assert dataset.paths.tolist() == files
+    assert dataset.subset([4, 1]).paths.tolist() == ["/photos/4.jpg", "/photos/1.jpg"]
+    sampled = dataset.sample(3, seed=0)
+    assert sampled.paths.tolist() == [files[i] for i in sampled.images.ravel()]
+    assert ImageDataset(images, None, "toy", [], 0).subset([0]).paths is None
+    with pytest.raises(ValueError, match=r"one file path per image, shape \(6,\); got shape \(2,\)"):
+        ImageDataset(images, None, "photos", [], 0, paths=files[:2])

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from deepclust.data import DatasetFormatError, DatasetNotFoundError, load_dataset
+from deepclust.data import DatasetFormatError, DatasetNotFoundError, DatasetTooLargeError, load_dataset, load_source
+from deepclust.data import folder
 
 
 def _solid(h, w, rgb):
@@ -31,7 +32,8 @@ def test_flat_folder_unlabelled_and_grayscale(tmp_path, fmt):
     ds = load_dataset("image-folder", root=root, channels=1, image_size=5)
     assert ds.images.shape == (3, 1, 5, 5) and ds.labels is None and ds.n_classes == 0
     assert ds.images[2].max() == 100 and ds.class_names == []
-    assert load_dataset("image-folder", root=root).images.shape == (3, 3, 96, 96)  # default
+    # default: 96 px, but these 10 px images are not upsampled in memory
+    assert load_dataset("image-folder", root=root).images.shape == (3, 3, 10, 10)
 
 
 def test_center_crop_option(tmp_path, fmt):
@@ -99,7 +101,7 @@ def test_imagenet10_with_train_subfolder(tmp_path, fmt, monkeypatch):
             fmt.write_png(base / wnid / f"{wnid}_{i}.JPEG", _solid(40, 50, (k * 200, 0, 0)))
     monkeypatch.setenv("DEEPCLUST_DATA_ROOT", str(data_root))
     ds = load_dataset("imagenet10")
-    assert ds.images.shape == (4, 3, 96, 96) and ds.name == "imagenet10"
+    assert ds.images.shape == (4, 3, 40, 40) and ds.name == "imagenet10"  # the images' own short side < 96
     assert ds.class_names == ["n01440764", "n02056570"] and ds.labels.tolist() == [0, 0, 1, 1]
     assert (ds.images[:2, 0] == 200).all() and (ds.images[2:, 0] == 0).all()
     dogs = tmp_path / "dogs"
@@ -162,3 +164,85 @@ def test_tiny_imagenet_errors(tmp_path, fmt):
     ann.unlink()
     with pytest.raises(DatasetNotFoundError, match="val_annotations.txt"):
         load_dataset("tiny-imagenet", root=root, split="test")
+
+
+# --- the stored side and the memory it takes -----------------------------------------------------
+def _dogs(tmp_path, fmt, sizes=((300, 260), (280, 240), (250, 250))):
+    """An ImageNet-Dogs-like train folder: two classes, images of the given (width, height)."""
+    root = tmp_path / "imagenet-dogs" / "train"
+    for k, (w, h) in enumerate(sizes):
+        fmt.write_png(root / f"n0208{k % 2}" / f"{k}.JPEG", _solid(h, w, (k * 80, 0, 0)))
+    return tmp_path
+
+
+def test_stored_side_serves_the_training_size_unless_image_size_is_given(tmp_path, fmt):
+    data_root = _dogs(tmp_path, fmt)
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=224).shape == (3, 224, 224)
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=160).shape == (3, 160, 160)
+    assert load_dataset("imagenet-dogs", root=data_root).shape == (3, 96, 96)  # no training size: 96
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=224, image_size=128).shape == (3, 128, 128)
+    # larger than every image: the largest short side, the images are not upsampled in memory
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=512).shape == (3, 260, 260)
+    assert folder.stored_side([str(p) for p in sorted((data_root / "imagenet-dogs").rglob("*.JPEG"))], 512) == 260
+
+
+def test_tiny_imagenet_is_stored_at_its_own_64_px(tmp_path, fmt):
+    root = tmp_path / "tiny-imagenet-200"
+    _tiny_tree(root, fmt)
+    assert load_dataset("tiny-imagenet", root=root, training_size=224).shape == (3, 64, 64)
+    assert load_dataset("tiny-imagenet", root=root, training_size=32).shape == (3, 32, 32)
+
+
+def test_the_stored_side_is_recorded_for_load_source(tmp_path, fmt):
+    dataset = load_dataset("imagenet-dogs", root=_dogs(tmp_path, fmt), training_size=224)
+    assert dataset.source["options"]["image_size"] == 224
+    assert load_source(dataset.source).shape == (3, 224, 224)
+
+
+def test_the_memory_the_images_take_is_printed_before_decoding(tmp_path, fmt, capsys):
+    load_dataset("imagenet-dogs", root=_dogs(tmp_path, fmt), training_size=224)
+    # 3 images × 3 × 224 × 224 bytes = 451,584 bytes
+    assert "imagenet-dogs: 3 images of 3x224x224 px take 0.5 MB in memory" in capsys.readouterr().err
+
+
+def test_images_that_do_not_fit_in_memory_are_refused_with_the_figures(tmp_path, fmt, monkeypatch):
+    data_root = _dogs(tmp_path, fmt)
+    monkeypatch.setattr(folder, "available_memory", lambda: 300_000)
+    with pytest.raises(DatasetTooLargeError, match=r"3 images of 3x224x224 px need 0.5 MB of memory, but 0.3 MB "
+                                                   r"are available; .*image_size .*check_memory=false") as error:
+        load_dataset("imagenet-dogs", root=data_root, training_size=224)
+    assert (error.value.needed, error.value.available) == (3 * 3 * 224 * 224, 300_000)
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=224, image_size=128).shape == (3, 128, 128)
+    assert load_dataset("imagenet-dogs", root=data_root, training_size=224, check_memory=False).shape == (3, 224, 224)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # under torchrun each process holds the images
+    monkeypatch.setattr(folder, "available_memory", lambda: 200_000)
+    with pytest.raises(DatasetTooLargeError, match="in each of 2 processes") as error:
+        load_dataset("imagenet-dogs", root=data_root, training_size=128)
+    assert error.value.needed == 2 * 3 * 3 * 128 * 128
+
+
+def test_available_memory_reads_a_positive_number():
+    available = folder.available_memory()
+    assert available is None or available > 0
+
+
+def test_the_imagenet_dogs_figure(monkeypatch, capsys):
+    """19,500 images × 3 × 224 × 224 bytes = 2.94 GB; refused with 2 GB available."""
+    monkeypatch.setattr(folder, "available_memory", lambda: 2 * 10**9)
+    with pytest.raises(DatasetTooLargeError, match="need 2.94 GB of memory, but 2.00 GB are available"):
+        folder._reserve_memory("imagenet-dogs", 19_500, 3, 224, check=True)
+    assert "imagenet-dogs: 19,500 images of 3x224x224 px take 2.94 GB in memory" in capsys.readouterr().err
+
+
+def test_the_files_of_the_images_are_kept(tmp_path, fmt):
+    root = tmp_path / "pets"
+    fmt.write_png(root / "dog" / "a.png", _solid(8, 8, (0, 255, 0)))
+    fmt.write_png(root / "cat" / "b.png", _solid(8, 8, (255, 0, 0)))
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image"):
+        ds = load_dataset("image-folder", root=root, image_size=4, on_error="skip")
+    assert ds.paths.tolist() == [str(root / "cat" / "b.png"), str(root / "dog" / "a.png")]  # the broken one dropped
+    assert ds.subset([1]).paths.tolist() == [str(root / "dog" / "a.png")]
+    flat = tmp_path / "flat"
+    fmt.write_png(flat / "x.png", _solid(8, 8, (9, 9, 9)))
+    assert load_dataset("image-folder", root=flat, image_size=4).paths.tolist() == [str(flat / "x.png")]

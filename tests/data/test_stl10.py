@@ -39,6 +39,16 @@ def test_splits_labels_and_names(tmp_path, fmt):
     np.testing.assert_array_equal(unl.images, w["unlabeled"][0])
 
 
+def test_parts_name_the_images_of_each_split(tmp_path, fmt):
+    folder = tmp_path / "stl10_binary"
+    fmt.write_stl10(folder, n_train=2, n_test=3, n_unl=4)
+    parts = load_dataset("stl10", root=folder, include_unlabeled=True).parts
+    assert {name: members.tolist() for name, members in parts.items()} == {
+        "train": [0, 1], "test": [2, 3, 4], "unlabeled": [5, 6, 7, 8]}
+    assert set(load_dataset("stl10", root=folder).parts) == {"train", "test"}
+    assert load_dataset("stl10", root=folder, split="unlabeled").parts["unlabeled"].tolist() == [0, 1, 2, 3]
+
+
 def test_bad_sizes_and_labels(tmp_path, fmt):
     folder = tmp_path / "stl"
     fmt.write_stl10(folder)

@@ -55,3 +55,15 @@ def test_yaml_and_toml_files(tmp_path):
         read_config_file(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="not found"):
         read_config_file(tmp_path / "missing.yaml")
+
+
+def test_shared_sections_join_every_configuration_under_its_own_values():
+    from deepclust.engine.config import shared_sections, with_shared_sections
+
+    shared = shared_sections()["refine"]
+    merged = with_shared_sections({**BASE, "refine": {"epochs": 3, "selection": {"fraction": 0.2}}})
+    assert merged["training"] == BASE["training"] and merged["refine"]["epochs"] == 3
+    assert merged["refine"]["selection"] == {**shared["selection"], "fraction": 0.2}
+    assert with_shared_sections(merged) == merged and with_shared_sections(BASE)["refine"] == shared
+    with pytest.raises(ConfigError, match="unknown configuration key 'refine.epochz'"):
+        with_shared_sections({"refine": {"epochz": 3}})

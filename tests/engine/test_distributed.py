@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from deepclust.engine import distributed
-from distributed_worker import fit_worker, launch, logged_steps, make_estimator
+from distributed_worker import fit_worker, launch, logged_steps, make_estimator, training_data
 from support import tiny_config
 
 HALF_BATCH = 8
@@ -29,6 +29,7 @@ ONE_STEP = {
     "hadis": {"method": {"warmup_epochs": 0, "latent_std": 0.05, "predictor_lr_scale": 1.0}},
     "concurl": {"method": {"view2_jitter": None}},
     "hardreg": {},
+    "ae-umap-gmm": {"inference": {"n_neighbors": 5}},  # UMAP + GMM of the labels on 16 images
 }
 
 
@@ -44,10 +45,10 @@ def one_step_config(method: str, batch_size: int = 2 * HALF_BATCH, epochs: int =
     return config
 
 
-def write_data(path, n: int, seed: int = 0) -> str:
+def write_data(path, n: int, seed: int = 0, **parts) -> str:
     rng = np.random.default_rng(seed)
     np.savez(path, images=rng.integers(0, 256, size=(n, 1, 28, 28), dtype=np.uint8),
-             labels=rng.integers(0, 3, size=n))
+             labels=rng.integers(0, 3, size=n), **parts)
     return str(path)
 
 
@@ -59,12 +60,22 @@ def test_two_processes_equal_one_process_on_the_global_batch(method, tmp_path):
     single = make_estimator(method, config, n_clusters=3, device="cpu", seed=0, out_dir=str(tmp_path / "one"))
     single.fit(data["images"], data["labels"])
     launch(2, fit_worker, method, config, data_file, str(tmp_path / "two"), {"n_clusters": 3})
+    # UMAP is not continuous in its input: codes equal to 1e-6 may be laid out, and so labelled, otherwise
+    assert_same_run(tmp_path / "one", tmp_path / "two", single, same_labels=method != "ae-umap-gmm")
 
-    (one_step,), (two_step,) = logged_steps(tmp_path / "one"), logged_steps(tmp_path / "two")
-    for term, value in one_step.items():
-        if term not in ("event", "time", "images_per_second"):
-            assert two_step[term] == pytest.approx(value, rel=1e-5, abs=1e-5), term
-    ranks = [torch.load(tmp_path / "two" / f"rank{r}.pt", weights_only=False) for r in range(2)]
+
+def assert_same_run(one_process, two_processes, single, n_steps=1, same_labels=True):
+    """The logged steps and the final models of a one-process run (``single``, its folder
+    ``one_process``) and a two-process run (folder ``two_processes``) are equal, and so are the
+    final labels unless not ``same_labels``."""
+    one_steps, two_steps = logged_steps(one_process), logged_steps(two_processes)
+    assert len(one_steps) == len(two_steps) == n_steps
+    for one_step, two_step in zip(one_steps, two_steps):
+        assert set(one_step) == set(two_step)
+        for term, value in one_step.items():
+            if term not in ("event", "time", "images_per_second"):
+                assert two_step[term] == pytest.approx(value, rel=1e-5, abs=1e-5), term
+    ranks = [torch.load(two_processes / f"rank{r}.pt", weights_only=False) for r in range(2)]
     for name, value in single.model_.state_dict().items():
         for rank in ranks:
             other = rank["state"][name]
@@ -74,7 +85,23 @@ def test_two_processes_equal_one_process_on_the_global_batch(method, tmp_path):
                 assert torch.equal(other, value), name
         # the processes end identical: online, EMA target, memory bank, centroids
         assert torch.equal(ranks[0]["state"][name], ranks[1]["state"][name]), name
-    assert np.array_equal(ranks[0]["labels"], single.labels_)
+    assert np.array_equal(ranks[0]["labels"], ranks[1]["labels"])
+    if same_labels:
+        assert np.array_equal(ranks[0]["labels"], single.labels_)
+
+
+def test_two_pass_epochs_shard_each_pass_over_the_processes(tmp_path):
+    """DCHL's STL-10 epoch under torch.distributed: the unlabelled pass (instance loss alone, the other
+    heads unused) and the labelled pass (every term) each give the one-process loss and update."""
+    config = one_step_config("dchl")
+    config["method"]["unlabeled_pass"] = "instance"
+    data_file = write_data(tmp_path / "data.npz", 4 * HALF_BATCH, unlabeled=np.arange(2 * HALF_BATCH, 4 * HALF_BATCH))
+    single = make_estimator("dchl", config, n_clusters=3, device="cpu", seed=0, out_dir=str(tmp_path / "one"))
+    single.fit(training_data(data_file))
+    launch(2, fit_worker, "dchl", config, data_file, str(tmp_path / "two"), {"n_clusters": 3})
+    assert_same_run(tmp_path / "one", tmp_path / "two", single, n_steps=2)
+    first, second = logged_steps(tmp_path / "one")
+    assert "cluster" not in first and "cluster" in second
 
 
 def test_resumed_distributed_run_continues_from_the_checkpoint(tmp_path):

@@ -53,3 +53,11 @@ def test_scheduled_momentum():
     assert check_momentum_schedule("cosine") == "cosine"
     with pytest.raises(ConfigError, match=r"method.momentum_schedule must be one of constant, cosine, got True"):
         check_momentum_schedule(True)
+
+
+def test_cosine_momentum_is_the_propos_momentum_increase():
+    """ProPos / HaDis (momentum_increase, momentum_max 1): m = m_max − (m_max − m_base)(cos(π n / (E·I)) + 1) / 2
+    at iteration n of E·I, by hand for m_base 0.996, E·I = 1000."""
+    for n in (1, 250, 500, 999, 1000):
+        by_hand = 1.0 - (1.0 - 0.996) * (math.cos(math.pi * n / 1000) + 1) / 2
+        assert abs(cosine_momentum(0.996, n, 1000) - by_hand) < 1e-15

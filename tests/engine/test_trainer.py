@@ -5,7 +5,8 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from toy_method import TOY_CONFIG, Toy
+from toy_method import TOY_CONFIG, Toy, ToyModel
+from deepclust.data import ImageDataset
 from deepclust.engine import NonFiniteLossError
 
 
@@ -74,7 +75,7 @@ def test_batch_larger_than_data_is_an_error(toy_data):
 def test_resume_with_a_different_configuration_is_refused(tmp_path, toy_data):
     images, _ = toy_data
     Toy(n_clusters=3, out_dir=str(tmp_path), config={"method": {"stop_at_step": 2}}).fit(images)
-    with pytest.raises(ValueError, match=r"optimizer.lr \(checkpoint 0.01, now 0.5\)"):
+    with pytest.raises(ValueError, match=r"optimizer.lr \(run 0.01, now 0.5\)"):
         Toy(n_clusters=3, out_dir=str(tmp_path), resume=True, lr=0.5,
             config={"method": {"stop_at_step": 2}}).fit(images)
     resumed = Toy(n_clusters=3, out_dir=str(tmp_path), resume=True,
@@ -91,3 +92,83 @@ def test_fit_result_carries_the_final_labels_and_epochs_are_reported(toy_data, c
     expected = (f"epoch 1: ACC {record['acc']:.4f}  NMI {record['nmi']:.4f}  ARI {record['ari']:.4f}  "
                 f"clusters used {record['n_clusters_used']}")
     assert expected in capsys.readouterr().out
+
+
+# --- epoch passes ---------------------------------------------------------------------------
+#: the toy's two passes: the first part with the cluster term named, then the second with every term
+TWO_PASSES = {"method": {"passes": [["first", ["cluster"]], ["second", None]]}}
+
+
+def parted_toy_data(toy_data, first_size=32):
+    """The toy blobs with two parts: every third image ("first", 32 of 96 images by default) and the rest."""
+    images, labels = toy_data
+    first = np.arange(0, len(images), 3)[:first_size]
+    parts = {"first": first, "second": np.setdiff1d(np.arange(len(images)), first)}
+    return ImageDataset(images, labels, "blobs", ["a", "b", "c"], 3, parts=parts)
+
+
+def test_one_pass_epochs_keep_the_seeded_permutation(toy_data):
+    images, _ = toy_data
+    estimator = Toy(n_clusters=3, seed=4, max_epochs=1).fit(images)
+    expected = torch.randperm(96, generator=torch.Generator().manual_seed(4 * 1_000_003)).split(16)
+    assert [indices for _, _, indices in estimator.model_.seen] == [batch.tolist() for batch in expected]
+    assert {(name, terms) for name, terms, _ in estimator.model_.seen} == {("all", None)}
+
+
+def test_epoch_passes_walk_their_parts_in_order_with_their_terms(toy_data):
+    data = parted_toy_data(toy_data)
+    estimator = Toy(n_clusters=3, seed=1, config=TWO_PASSES).fit(data)
+    assert estimator.fit_result_.global_step == 3 * (2 + 4)  # 32 / 16 + 64 / 16 steps per epoch
+    seen = estimator.model_.seen
+    epochs = [seen[start:start + 6] for start in range(0, 18, 6)]
+    for epoch in epochs:
+        assert [(name, terms) for name, terms, _ in epoch] == [("first", ("cluster",))] * 2 + [("second", None)] * 4
+        assert sorted(i for _, _, indices in epoch[:2] for i in indices) == data.parts["first"].tolist()
+        assert sorted(i for _, _, indices in epoch[2:] for i in indices) == data.parts["second"].tolist()
+    assert epochs[0][0][2] != epochs[1][0][2]  # each epoch its own order
+
+
+@pytest.mark.parametrize("stop_at", [7, 10])  # epoch 2: step 7 is inside the first pass, step 10 inside the second
+def test_two_pass_run_resumes_bit_exactly_inside_either_pass(tmp_path, toy_data, stop_at):
+    data = parted_toy_data(toy_data)
+    reference = Toy(n_clusters=3, seed=2, config=TWO_PASSES).fit(data)
+    stopping = {"method": {**TWO_PASSES["method"], "stop_at_step": stop_at}}
+    stopped = Toy(n_clusters=3, seed=2, out_dir=str(tmp_path), config=stopping).fit(data)
+    assert stopped.fit_result_.global_step == stop_at
+    resumed = Toy(n_clusters=3, seed=2, out_dir=str(tmp_path), resume=True, config=stopping).fit(data)
+    assert resumed.fit_result_.global_step == reference.fit_result_.global_step == 18
+    assert [batch for batch in resumed.model_.seen] == reference.model_.seen[stop_at:]
+    for (name, x), y in zip(_params(reference).items(), _params(resumed).values()):
+        assert torch.equal(x, y), name
+
+
+def test_bad_epoch_passes_are_clear_errors(toy_data, monkeypatch):
+    with pytest.raises(ValueError, match=r"batch_size 16 is larger than epoch pass 'first' \(8 images\)"):
+        Toy(n_clusters=3, config=TWO_PASSES).fit(parted_toy_data(toy_data, first_size=8))
+    data = parted_toy_data(toy_data)
+    data.parts["first"] = np.arange(90, 110)
+    with pytest.raises(ValueError, match=r"epoch pass 'first' has indices outside the 96 images \(90..109\)"):
+        Toy(n_clusters=3, config=TWO_PASSES).fit(data)
+    monkeypatch.setattr(ToyModel, "epoch_passes", lambda self, n, parts: [])
+    with pytest.raises(TypeError, match="ToyModel.epoch_passes must return a non-empty list of EpochPass"):
+        Toy(n_clusters=3).fit(toy_data[0])
+
+
+def _logged_lr(folder):
+    from deepclust.engine.run_folder import read_log
+
+    return {event["step"]: event["lr"] for event in read_log(folder / "log.jsonl")[0] if event["event"] == "step"}
+
+
+def test_extending_a_finished_run_recomputes_the_cosine_schedule_for_the_new_total(tmp_path, toy_data):
+    images, _ = toy_data  # 96 images, batch 16: 6 steps per epoch; cosine after one warm-up epoch
+    Toy(n_clusters=3, seed=4, out_dir=str(tmp_path / "run"), max_epochs=2).fit(images)
+    finished = _logged_lr(tmp_path / "run")
+    extended = Toy(n_clusters=3, seed=4, out_dir=str(tmp_path / "run"), max_epochs=4, resume=True).fit(images)
+    assert extended.fit_result_.global_step == 24 and extended.metrics_["epochs"] == 4
+    longer = Toy(n_clusters=3, seed=4, out_dir=str(tmp_path / "fresh"), max_epochs=4).fit(images)
+    assert longer.fit_result_.global_step == 24
+    resumed, fresh = _logged_lr(tmp_path / "run"), _logged_lr(tmp_path / "fresh")
+    assert finished[12] == pytest.approx(0.0, abs=1e-12)  # the 2-epoch cosine had ended
+    assert resumed[13] > finished[12]  # the 4-epoch cosine stands halfway at step 12
+    assert [resumed[step] for step in range(13, 25)] == pytest.approx([fresh[step] for step in range(13, 25)])

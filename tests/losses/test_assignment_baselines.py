@@ -32,7 +32,7 @@ def assigned_mean(table, labels):
 
 def entropy(weights):
     total = sum(weights)
-    return -sum(w / total * math.log(w / total) for w in weights if w > 0)
+    return -sum(w / total * math.log(w / total) for w in weights if w / total > 0)
 
 
 def test_no_regulariser(costs):
@@ -68,8 +68,8 @@ def test_kl_regulariser(costs, centroid_term):
     assert float(result.loss) == pytest.approx(-100 * entropy(marginal) + 0.1 * second)
 
 
-def test_kl_regulariser_rejects_negative_costs():
-    with pytest.raises(ValueError, match="costs >= 0"):
+def test_kl_regulariser_rejects_costs_of_both_signs():
+    with pytest.raises(ValueError, match="costs of one sign"):
         kl_regulariser(torch.tensor([[-1.0, 2.0]]))
 
 
@@ -111,3 +111,45 @@ def test_losses_are_differentiable(costs):
                    sinkhorn_regulariser(costs), neural_gas(costs)):
         grad, = torch.autograd.grad(result.loss, costs)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_variance_regulariser_gradient_with_the_reference_cost_equals_a_naive_loop():
+    """'var' on the reference's cost d_ic = Σ_k (z_ik − μ_ck)² / σ − (nz/2) log σ, differentiated by
+    autograd through a per-element python loop, against gaussian_cost + variance_regulariser."""
+    from deepclust.cluster import gaussian_cost
+
+    generator = torch.Generator().manual_seed(0)
+    n, k, nz, sigma = 5, 3, 4, 100.0
+    z = torch.randn(n, nz, generator=generator, dtype=torch.float64, requires_grad=True)
+    means = torch.randn(k, nz, generator=generator, dtype=torch.float64, requires_grad=True)
+    variance_regulariser(gaussian_cost(z, means, sigma)).loss.backward()
+
+    z_naive = z.detach().clone().requires_grad_(True)
+    means_naive = means.detach().clone().requires_grad_(True)
+    constant = nz / 2 * math.log(sigma)
+    d = [[sum((z_naive[i, j] - means_naive[c, j]) ** 2 for j in range(nz)) / sigma - constant for c in range(k)]
+         for i in range(n)]
+    assert all(float(value.detach()) < 0 for row in d for value in row)   # the constant (≈ −9.2) dominates here
+    per_cluster = [sum(d[i][c] for i in range(n)) / n for c in range(k)]
+    labels = [min(range(k), key=lambda c: float(d[i][c].detach())) for i in range(n)]
+    loss = 10 * sum(m * m for m in per_cluster) / k + 0.1 * sum(d[i][labels[i]] for i in range(n)) / n
+    loss.backward()
+    assert torch.allclose(z.grad, z_naive.grad, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(means.grad, means_naive.grad, rtol=1e-10, atol=1e-12)
+    # the sign matters for 'var': with + (nz/2) log σ the gradient differs
+    z_plus = z.detach().clone().requires_grad_(True)
+    plus = gaussian_cost(z_plus, means.detach(), sigma) + 2 * constant
+    variance_regulariser(plus).loss.backward()
+    assert not torch.allclose(z_plus.grad, z.grad)
+
+
+def test_kl_regulariser_takes_all_negative_costs_as_the_reference():
+    """With the reference's constant the costs are usually all negative; normalised by their sum they
+    are probabilities (torch's Categorical(d) in the reference)."""
+    negative = -torch.from_numpy(np.random.default_rng(1).random((B, K)) * 5 + 0.5)
+    table = rows(negative)
+    labels = argmins(table)
+    marginal = [sum(table[i][c] for i in range(B)) / B for c in range(K)]
+    result = kl_regulariser(negative)
+    assert result.labels.tolist() == labels
+    assert float(result.loss) == pytest.approx(-100 * entropy(marginal) + 0.1 * sum(entropy(row) for row in table) / B)

@@ -73,7 +73,7 @@ def test_embeddings(embedding, dim):
 
 @pytest.mark.parametrize("preset, k, size, width, p, t", [
     ("paper-cifar10", 10, 32, 512, 152, 64), ("paper-cifar100", 20, 32, 512, 88, 16),
-    ("paper-stl10", 10, 160, 2048, 104, 1), ("paper-imagenet10", 10, 160, 2048, 136, 64),
+    ("paper-stl10", 10, 160, 2048, 104, 1), ("paper-imagenet10", 10, 160, 2048, 104, 1),
     ("paper-imagenet-dogs", 15, 160, 2048, 136, 64)])
 def test_paper_presets_build_the_documented_networks(preset, k, size, width, p, t):
     torch.manual_seed(0)
@@ -87,6 +87,61 @@ def test_paper_presets_build_the_documented_networks(preset, k, size, width, p, 
     assert config["optimizer"]["name"] == "sgd" and config["training"]["batch_size"] == 128
     with torch.no_grad():
         assert model.embed(torch.rand(2, 3, 96, 96)).shape == (2, k)  # resized to the preset's size
+
+
+def test_paper_presets_train_on_the_training_split_in_fp32():
+    """The reference trains and evaluates on the training split only, in float32."""
+    for preset in ConCURL.presets():
+        config = ConCURL.preset_config(preset)
+        paper = preset.startswith("paper-")
+        assert config["data"]["split"] == ("train" if paper else "all")
+        assert config["training"]["amp"] is not paper
+    assert ConCURL(preset="paper-cifar10").data_split() == "train"
+    assert ConCURL(preset="paper-cifar10", config={"data": {"split": "all"}}).data_split() == "all"
+
+
+def labelled_images(n=96, k=4, seed=0):
+    from deepclust.data import ImageDataset
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(k), n // k)
+    pixels = rng.integers(0, 80, size=(n, 1, 28, 28)).astype(np.uint8)
+    for c in range(k):
+        pixels[labels == c, :, 7 * c:7 * c + 7] += 150
+    return ImageDataset(pixels, labels, "bands", list("abcd")[:k], k)
+
+
+def test_paper_protocol_evaluates_four_representations_and_marks_the_label_selection():
+    from sklearn.cluster import KMeans
+
+    from deepclust.evaluation import evaluate_clustering
+
+    dataset = labelled_images()
+    estimator = deepclust.make("concurl", n_clusters=4, preset="cpu-fashion-mnist", config={**TINY["concurl"], **TESTS},
+                               max_epochs=1, device="cpu", seed=0).fit(dataset)
+    result = concurl_module.evaluate_paper_protocol(estimator, dataset)
+    assert result["protocol"] == "concurl-paper" and result["selected_with_labels"] is True
+    assert "selected with labels" in result["selection"]
+    representations = result["representations"]
+    assert list(representations) == ["projection", "nce", "codes", "codes_sinkhorn"]
+    best = max(representations, key=lambda name: representations[name]["acc"])
+    assert result["selected_representation"] == best
+    assert all(result[key] == representations[best][key] for key in ("acc", "nmi", "ari"))
+    # by hand: u before normalisation (k-means, 20 restarts), s = normalise(u) · normalise(W)ᵀ (argmax)
+    model = estimator.model_.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(dataset.images).float() / 255
+        u = model.projector(model.backbone(model.eval_transform(x)))
+        s = F.normalize(u, dim=1) @ F.normalize(model.prototypes.weight, dim=1).T
+    by_kmeans = KMeans(n_clusters=4, random_state=0, n_init=20).fit_predict(u.numpy())
+    assert representations["projection"]["acc"] == pytest.approx(
+        evaluate_clustering(dataset.labels, by_kmeans, 4)["acc"])
+    assert representations["codes"]["acc"] == pytest.approx(
+        evaluate_clustering(dataset.labels, s.argmax(1).numpy(), 4)["acc"])
+    with pytest.raises(ValueError, match="selects its representation with the labels"):
+        concurl_module.evaluate_paper_protocol(estimator, dataset.images)
+    # above 7000 samples the reference switches to MiniBatchKMeans(n_init=20, batch_size=6000)
+    assert concurl_module.PAPER_KMEANS_FULL_BATCH_LIMIT == 7000
 
 
 def test_argmax_labels_and_invalid_inference_options():
@@ -263,3 +318,35 @@ def test_cli_fit_then_shift_evaluation(tmp_path, capsys):
     rows = json.loads(printed.strip().splitlines()[-1])
     assert [r["shift"] for r in rows] == ["clean", "gaussian_noise:3", "contrast:5"]
     assert rows[0]["acc"] == pytest.approx(metrics["acc"], abs=0.05)  # predicted on the clean subset, no refit
+    # the reference's evaluation, on the run's own training data (data.json), marked in every output
+    assert main(["evaluate", "--run", str(run), "--protocol", "concurl-paper", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "SELECTED WITH LABELS" in printed and "selected with labels" in printed
+    result = json.loads(printed.strip().splitlines()[-1])
+    assert result["selected_with_labels"] is True and len(result["representations"]) == 4
+    saved = json.loads((run / "metrics-concurl-paper.json").read_text())
+    assert saved["selected_with_labels"] is True and saved["acc"] == pytest.approx(result["acc"])
+    # the run's label-free metrics.json is untouched
+    assert json.loads((run / "metrics.json").read_text())["acc"] == pytest.approx(metrics["acc"])
+
+
+def test_predict_proba_follows_the_configured_labels_fitted_or_not():
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (64, 1, 28, 28)).astype(np.uint8)
+    make = lambda labels, **options: deepclust.make(  # noqa: E731
+        "concurl", n_clusters=4, preset="cpu-fashion-mnist", max_epochs=1, device="cpu",
+        config=tiny_config(inference={"labels": labels}, training={"batch_size": 32}), **options)
+    argmax, kmeans = make("argmax"), make("kmeans")
+    assert hasattr(argmax, "predict_proba") and not hasattr(kmeans, "predict_proba")
+    argmax.fit(data), kmeans.fit(data)
+    assert hasattr(argmax, "predict_proba") and not hasattr(kmeans, "predict_proba")
+    assert argmax.predict_proba(data[:5]).shape == (5, 4)
+    refined = deepclust.make("concurl", config={"refine": {"enabled": True}})
+    assert hasattr(refined, "predict_proba")  # the refine stage ends with a cluster head
+    # k-means labels: score is minus the mean squared distance of the unit embeddings to their centroid
+    z = kmeans.transform(data[:10]).astype(np.float64)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    c = kmeans.model_.centroids.numpy().astype(np.float64)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    nearest = [min(sum((zi - ck) ** 2) for ck in c) for zi in z]
+    assert kmeans.score(data[:10]) == pytest.approx(-np.mean(nearest), rel=1e-4)

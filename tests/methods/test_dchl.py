@@ -122,10 +122,73 @@ def test_training_step_terms_and_configurable_weights():
 
 
 def test_more_groups_than_batch_rows_trains():
-    """n_groups = 400 (the paper's M) with a batch of 16: M = B groups, every image its own group."""
+    """n_groups = 400 (the paper's M) with a batch of 16: 400 slots, 384 of them empty zero centroids."""
     model = tiny_model(n_groups=400)
     out = model.training_step(Batch(images=random_images(16), indices=torch.arange(16), epoch=0, step=0))
     assert bool(torch.isfinite(out["loss"]))
+
+
+STL10_PARTS = {"train": np.arange(0, 4), "test": np.arange(4, 10), "unlabeled": np.arange(10, 30)}
+
+
+def test_unlabeled_pass_makes_the_reference_stl10_epoch():
+    """train_stl.py: the unlabelled images with the instance loss alone, then train + test with all four."""
+    first, second = tiny_model(unlabeled_pass="instance").epoch_passes(30, STL10_PARTS)
+    assert (first.name, first.indices.tolist(), first.terms) == ("unlabeled", list(range(10, 30)), ("instance",))
+    assert (second.name, second.indices.tolist(), second.terms) == ("labelled", list(range(10)), None)
+
+
+@pytest.mark.parametrize("option,parts,n", [
+    (None, STL10_PARTS, 30),                                                # option off
+    ("instance", {"train": np.arange(4), "test": np.arange(4, 10)}, 10),  # no unlabelled images loaded
+    ("instance", {"unlabeled": np.arange(20)}, 20),                         # nothing but unlabelled images
+])
+def test_one_pass_over_everything_otherwise(option, parts, n):
+    (only,) = tiny_model(unlabeled_pass=option).epoch_passes(n, parts)
+    assert only.indices is None and only.terms is None
+
+
+def test_instance_only_batch_computes_the_instance_loss_alone(monkeypatch):
+    model = tiny_model()
+    monkeypatch.setattr("deepclust.methods.dchl.seeded_batch_kmeans", lambda *a, **k: pytest.fail("k-means ran"))
+    batch = Batch(images=random_images(16), indices=torch.arange(16), epoch=0, step=0, pass_name="unlabeled",
+                  terms=("instance",))
+    out = model.training_step(batch)
+    assert set(out) == {"loss", "instance"} and torch.equal(out["loss"], out["instance"])
+    out["loss"].backward()
+    assert all(p.grad is None for head in (model.cluster_head, model.group_head, model.cross_projector)
+               for p in head.parameters())
+    assert all(p.grad is not None for p in model.instance_projector.parameters())
+
+
+def test_a_subset_of_terms_reports_and_weights_only_those():
+    model = tiny_model(cluster_weight=2.0)
+    batch = Batch(images=random_images(16), indices=torch.arange(16), epoch=0, step=0, terms=("cluster", "self_group"))
+    out = model.training_step(batch)
+    assert set(out) == {"loss", "cluster", "self_group"}
+    assert torch.allclose(out["loss"], 2.0 * out["cluster"] + out["self_group"])
+    with pytest.raises(ValueError, match=r"DCHL has no loss term\(s\) \['entropy'\]"):
+        model.training_step(Batch(images=random_images(16), indices=torch.arange(16), epoch=0, step=0,
+                                  terms=("entropy",)))
+
+
+def test_two_pass_fit_runs_both_passes_every_epoch(tmp_path):
+    """Estimator on an STL-10-like dataset (parts train/test/unlabeled): per epoch 20 unlabelled images
+    in batches of 8 (2 steps, instance loss only), then 12 labelled (1 step, all terms)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(32, 1, 28, 28), dtype=np.uint8)
+    labels = np.r_[rng.integers(0, 3, 12), np.full(20, -1)]
+    parts = {"train": np.arange(4), "test": np.arange(4, 12), "unlabeled": np.arange(12, 32)}
+    data = deepclust.data.ImageDataset(images, labels, "stl-like", ["a", "b", "c"], 3, parts=parts)
+    config = deep_merge(TINY["dchl"], {"method": {"unlabeled_pass": "instance"},
+                                       "training": {"batch_size": 8, "log_every": 1}}, strict=False)
+    estimator = DCHL(n_clusters=3, preset="cpu-fashion-mnist", config=config, max_epochs=2, device="cpu",
+                     out_dir=str(tmp_path)).fit(data)
+    assert estimator.fit_result_.global_step == 6
+    steps = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    terms = [sorted(set(event) & {"instance", "cluster", "self_group", "cross_group"})
+             for event in steps if event["event"] == "step"]
+    assert terms == [["instance"], ["instance"], ["cluster", "cross_group", "instance", "self_group"]] * 2
 
 
 def test_gradients_reach_the_heads_from_the_group_losses():
@@ -235,7 +298,14 @@ def test_cpu_preset_learns_on_fashion_mnist(tmp_path):
 
 
 # --- presets --------------------------------------------------------------------------------
-PAPER = ["paper-cifar10", "paper-cifar100", "paper-stl10", "paper-imagenet-dogs", "paper-tiny-imagenet"]
+#: per paper preset, as the reference's train.py / train_stl.py: (s, blur, M, split, unlabelled pass)
+PAPER = {
+    "paper-cifar10": (0.5, False, 400, "all", None),
+    "paper-cifar100": (0.5, False, 400, "all", None),
+    "paper-stl10": (1.0, False, 200, "all", "instance"),
+    "paper-imagenet-dogs": (1.0, True, 400, "all", None),
+    "paper-tiny-imagenet": (0.5, False, 400, "train", None),
+}
 
 
 def test_presets():
@@ -247,12 +317,15 @@ def test_presets():
         assert config["optimizer"] == {"name": "adam", "lr": 3.0e-4, "weight_decay": 0.0}
         assert config["training"]["batch_size"] == 256 and config["training"]["epochs"] == 1000
         assert config["training"]["drop_last"] is True
+        strength, blur, n_groups, split, unlabeled_pass = PAPER[name]
         augmentation = config["augmentation"]
-        assert augmentation["image_size"] == 224 and augmentation["strength"] == 0.5
-        assert augmentation["normalize"] is False
-        assert augmentation["blur"] is (name in ("paper-imagenet-dogs", "paper-tiny-imagenet"))
+        assert augmentation["image_size"] == 224 and augmentation["strength"] == strength
+        assert augmentation["normalize"] is False and "crop_scale" not in augmentation  # (0.08, 1), the default
+        assert augmentation["blur"] is blur and (not blur or augmentation["blur_kernel"] == 23)
+        assert config["data"]["split"] == split
         method = config["method"]
-        assert (method["n_groups"], method["kmeans_iterations"]) == (400, 5)
+        assert (method["n_groups"], method["kmeans_iterations"]) == (n_groups, 5)
+        assert method["unlabeled_pass"] == unlabeled_pass
         assert (method["instance_temperature"], method["cluster_temperature"], method["group_temperature"]) == (0.5, 1.0, 0.2)
         assert method["instance_dim"] == method["group_dim"] == 128
     cpu = preset_config("dchl", "cpu-fashion-mnist")

@@ -98,6 +98,106 @@ def test_ema_update_is_exact(cosine):
         assert torch.allclose(new, m * old + (1 - m) * source, atol=1e-7, rtol=0)
 
 
+def online_and_target(model):
+    online = [p.detach().clone() for p in [*model.backbone.parameters(), *model.projector.parameters()]]
+    target = [p.detach().clone() for p in [*model.target_backbone.parameters(), *model.target_projector.parameters()]]
+    return online, target
+
+
+@pytest.mark.parametrize("timing", ["before_step", "after_step"])
+def test_ema_timing_of_one_trainer_step(timing):
+    """One optimizer step through the engine. before_step (the reference): the target moves with the
+    online parameters the step started from, θ_k' = m·θ_k + (1 − m)·θ_q; after_step: with the
+    updated ones, θ_k' = m·θ_k + (1 − m)·θ_q'. m is the constant 0.996 here."""
+    images = random_images(32)
+    model = tiny_model(training={"epochs": 1}, method={"ema_timing": timing})
+    with torch.no_grad():  # online ≠ target, so the two orders differ
+        for parameter in [*model.backbone.parameters(), *model.projector.parameters()]:
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    online_before, target_before = online_and_target(model)
+    trainer = Trainer(model, images, model.config, device=torch.device("cpu"), verbose=False)
+    assert trainer.total_steps == 1
+    trainer.fit()
+    online_after, target_after = online_and_target(model)
+    assert any(not torch.equal(a, b) for a, b in zip(online_before, online_after))  # the step changed θ_q
+    source, other = (online_before, online_after) if timing == "before_step" else (online_after, online_before)
+    m = 0.996
+    for new, old, online in zip(target_after, target_before, source):
+        assert torch.allclose(new, m * old + (1 - m) * online, atol=1e-6, rtol=0)
+    assert max(float((new - m * old - (1 - m) * wrong).abs().max())
+               for new, old, wrong in zip(target_after, target_before, other)) > 1e-5   # the other order differs
+
+
+def test_ema_timing_before_step_uses_the_momentum_of_iteration_n():
+    """The before-step hook moves the target by the momentum of iteration n = global step + 1, as
+    the after-step hook does (cosine: step index 4 of 10 → m = 1 − 0.004 (cos(π/2) + 1)/2 = 0.998)."""
+    model = tiny_model(method={"momentum_schedule": "cosine", "ema_timing": "before_step"})
+    with torch.no_grad():
+        for parameter in [*model.backbone.parameters(), *model.projector.parameters()]:
+            parameter.add_(torch.randn_like(parameter))
+    online, target = online_and_target(model)
+    context = context_for(random_images(8), total_steps=10)
+    model.on_after_step(4, context)       # not this timing's hook: nothing moves
+    assert all(torch.equal(a, b) for a, b in zip(online_and_target(model)[1], target))
+    model.on_before_step(4, context)
+    for new, old, source in zip(online_and_target(model)[1], target, online):
+        assert torch.allclose(new, 0.998 * old + 0.002 * source, atol=1e-7, rtol=0)
+
+
+def test_bad_ema_timing_and_resampling_flag_are_named():
+    with pytest.raises(ValueError, match="method.ema_timing"):
+        tiny_model(method={"ema_timing": "sometimes"})
+    with pytest.raises(ValueError, match="method.balanced_resampling"):
+        tiny_model(method={"balanced_resampling": "yes"})
+
+
+def test_balanced_resampling_draws_every_pseudo_cluster_equally():
+    """data_resample: N draws with replacement, weight 1 / |pseudo-cluster|; with clusters of 9,000
+    and 1,000 samples each cluster gets about half of the draws (3σ = 0.015)."""
+    model = tiny_model(method={"balanced_resampling": True})
+    model.pseudo_labels = torch.cat([torch.zeros(9000, dtype=torch.long), torch.ones(1000, dtype=torch.long)])
+    order = model.epoch_order(10_000, torch.Generator().manual_seed(0))
+    assert order.shape == (10_000,) and order.dtype == torch.long
+    assert abs(float((order >= 9000).float().mean()) - 0.5) < 0.015
+    assert len(order.unique()) < 10_000                                  # with replacement
+    again = model.epoch_order(10_000, torch.Generator().manual_seed(0))
+    assert torch.equal(order, again)                                     # the epoch's seed fixes the draw
+    with pytest.raises(RuntimeError, match="pseudo-labels of all 50"):
+        model.epoch_order(50, torch.Generator())
+    plain = tiny_model()
+    assert torch.equal(plain.epoch_order(100, torch.Generator().manual_seed(3)),
+                       torch.randperm(100, generator=torch.Generator().manual_seed(3)))
+
+
+def test_balanced_resampling_in_a_trainer_run():
+    """The engine trains on the method's draw: one per epoch, N indices with repeats, same number of steps."""
+    images = random_images(96)
+    model = tiny_model(method={"balanced_resampling": True})
+    orders = []
+    real = model.epoch_order
+    model.epoch_order = lambda n, generator: orders.append(real(n, generator)) or orders[-1]
+    result = Trainer(model, images, model.config, device=torch.device("cpu"), verbose=False).fit()
+    assert result.global_step == 2 * 3 and len(orders) == 2
+    assert all(order.numel() == 96 and order.unique().numel() < 96 for order in orders)
+
+
+def test_paper_presets_follow_the_reference_run_configs():
+    """config/<dataset>_r18_propos.yml of the reference (docs/PROTOCOLS.md has every row)."""
+    cifar20 = HaDis.preset_config("paper-cifar100")
+    assert cifar20["method"]["cluster_loss_weight"] == 0.05 and cifar20["method"]["momentum_schedule"] == "cosine"
+    assert cifar20["method"]["balanced_resampling"] is True
+    for preset in ("paper-stl10", "paper-imagenet10", "paper-imagenet-dogs"):
+        config = HaDis.preset_config(preset)
+        assert config["training"]["batch_size"] == 128 and config["optimizer"]["lr"] == pytest.approx(0.05 * 128 / 256)
+    assert HaDis.preset_config("paper-imagenet10")["method"]["cluster_loss_weight"] == 0.05
+    for preset in HaDis.presets():
+        config = HaDis.preset_config(preset)
+        paper = preset.startswith("paper-")
+        assert config["schedule"]["cosine_period"] == ("all_epochs" if paper else "after_warmup")
+        assert config["method"]["ema_timing"] == ("before_step" if paper else "after_step")
+        assert config["training"]["amp"] is not paper
+
+
 def test_predictor_learning_rate_is_ten_times_the_base():
     model = tiny_model()
     optimizer = build_optimizer(model.parameter_groups(), model.config["optimizer"])

@@ -14,6 +14,7 @@ from deepclust.engine.config import ConfigError, deep_merge
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.evaluation import kl_to_prior
 from deepclust.methods import HardReg, load_estimator
+from deepclust.cluster import hard_regularised_assignment
 from deepclust.methods.hardreg import REGULARISERS, HardRegModel
 
 K = 4
@@ -54,7 +55,7 @@ def test_loss_is_mean_assigned_cost_and_gradients_reach_encoder_and_means():
     expected = 0.0
     for i in range(32):
         c = int(labels[i])
-        expected += float(((z[i] - means[c]) ** 2).sum()) / 100.0 + 0.5 * 16 * np.log(100.0)
+        expected += float(((z[i] - means[c]) ** 2).sum()) / 100.0 - 0.5 * 16 * np.log(100.0)  # the reference's sign
     assert float(outputs["loss"].detach()) == pytest.approx(expected / 32, rel=1e-9)
     assert float(outputs["assigned_cost"]) == pytest.approx(expected / 32, rel=1e-9)
     outputs["loss"].backward()
@@ -119,6 +120,72 @@ def test_prior_option():
         model(regulariser="magic")
     with pytest.raises(ConfigError, match="input_normalisation"):
         model(input_normalisation=0.5)
+
+
+def test_prior_enters_the_assignment_from_prior_from_epoch():
+    """The reference subtracts log π from its second epoch on (``epoch_num > 0``): with
+    prior_from_epoch 1, epoch 0 assigns as without a prior and epoch 1 with it."""
+    prior = [0.7, 0.1, 0.1, 0.1]
+    data = batch(32)
+    without = model()
+    without.training_step(data)
+    plain = without.last_assignments
+    late = model(prior=prior, prior_from_epoch=1)
+    late.training_step(data)
+    assert torch.equal(late.last_assignments, plain)
+    late.training_step(Batch(data.images, data.indices, epoch=1, step=1))
+    costs = late.costs(data.images).detach()  # the same weights: the assignment above took no optimizer step
+    expected, _ = hard_regularised_assignment(costs, None, torch.log(torch.tensor(prior, dtype=torch.float64)))
+    assert torch.equal(late.last_assignments, expected) and not torch.equal(expected, plain)
+    early = model(prior=prior)  # the default 0: from the first epoch
+    early.training_step(data)
+    assert torch.equal(early.last_assignments, expected)
+    for bad in (-1, 0.5, True):
+        with pytest.raises(ConfigError, match="method.prior_from_epoch"):
+            model(prior_from_epoch=bad)
+    assert all(HardReg.preset_config(name)["method"]["prior_from_epoch"] == 1
+               for name in HardReg.presets() if name.startswith("paper-"))
+
+
+def test_best_nmi_epoch_is_reported_marked_as_selected_with_labels():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 40)
+    images = rng.integers(0, 60, size=(160, 1, 28, 28)).astype(np.uint8)
+    for c in range(4):
+        images[labels == c, :, 7 * c:7 * c + 7] += 150
+    dataset = ImageDataset(images, labels, "bands", list("abcd"), 4)
+    estimator = HardReg(n_clusters=4, device="cpu", max_epochs=3, batch_size=32, seed=0,
+                        config={"method": {"nz": 16, "report_best_nmi_epoch": True}, "training": {"eval_every": 1}})
+    estimator.fit(dataset)
+    best = estimator.metrics_["best_nmi_epoch"]
+    evaluations = [*estimator.history_, {**estimator.metrics_, "epoch": 3}]
+    assert best["selected_with_labels"] is True
+    assert best["nmi"] == max(record["nmi"] for record in evaluations)
+    assert [record["epoch"] for record in evaluations] == [1, 2, 3] and best["epoch"] in (1, 2, 3)
+    assert {"acc", "ari"} <= set(best)
+    plain = HardReg(n_clusters=4, device="cpu", max_epochs=1, batch_size=32, config={"method": {"nz": 16}})
+    assert "best_nmi_epoch" not in plain.fit(dataset).metrics_
+
+
+@pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST not installed")
+def test_the_cost_constant_moves_no_assignment_of_the_cpu_preset(monkeypatch):
+    """The reference's −(nz/2)·log σ replaced the former +(nz/2)·log σ: a cpu-fashion-mnist run (a few
+    steps on a subset) with the old constant gives the same labels and weights."""
+    import deepclust.methods.hardreg as hardreg_module
+    from deepclust.cluster import gaussian_cost
+
+    data = fashion_mnist_subset(1024)
+
+    def run():
+        estimator = HardReg(n_clusters=10, preset="cpu-fashion-mnist", max_epochs=2, device="cpu", seed=0)
+        estimator.fit(data)
+        return estimator.labels_, estimator.model_.means.detach().clone()
+
+    labels, means = run()
+    flipped = lambda z, centres, sigma: gaussian_cost(z, centres, sigma) + z.shape[1] * np.log(sigma)  # noqa: E731
+    monkeypatch.setattr(hardreg_module, "gaussian_cost", flipped)
+    old_labels, old_means = run()
+    assert np.array_equal(labels, old_labels) and torch.equal(means, old_means)
 
 
 def test_input_normalisation_constants():
@@ -235,3 +302,17 @@ def test_other_encoders_map_to_the_latent_size():
     assert fc.encoder.feature_dim == 16                         # the paper's 'fc': Linear-BN-ReLU-Linear(nz)
     for net in (small, fc):
         assert net.embed(torch.rand(3, 1, 28, 28)).shape == (3, 16)
+
+
+def test_partial_fit_goes_on_from_a_fit_with_a_new_optimizer():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 1, 28, 28)).astype(np.uint8)
+    estimator = HardReg(n_clusters=K, device="cpu", max_epochs=1)
+    estimator.partial_fit(images[:32])
+    online = estimator.optimizer_
+    estimator.fit(images)
+    fitted_means = estimator.model_.means.detach().clone()
+    estimator.partial_fit(images[32:])
+    assert estimator.optimizer_ is not online and estimator.n_batches_seen_ == 1
+    assert estimator.optimizer_.param_groups[1]["params"] == [estimator.model_.means]
+    assert not torch.equal(fitted_means, estimator.model_.means)

@@ -258,6 +258,10 @@ def test_presets():
         imagenet = name in ("paper-imagenet10", "paper-imagenet-dogs")
         assert config["augmentation"]["strength"] == (1.0 if imagenet else 0.5)
         assert config["augmentation"]["blur"] is imagenet
+        assert config["augmentation"].get("blur_kernel", 23 if imagenet else None) == (23 if imagenet else None)
+        assert config["training"]["amp"] is False                                 # the reference trains in fp32
+        assert config["data"]["split"] == ("train" if name == "paper-tiny-imagenet" else "all")
+        assert config["method"]["momentum_schedule"] == "constant"
     cpu = HTCN.preset_config("cpu-fashion-mnist")
     assert cpu["backbone"]["name"] == "small_cnn" and cpu["augmentation"]["image_size"] == 28
     assert cpu["training"]["batch_size"] == 256 and "dataset" not in cpu

@@ -2,10 +2,12 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 from toy_method import ToyModel
 
-from deepclust.cli import main
+from deepclust.cli import build_parser, main
+from deepclust.reporting.bench import parse_baseline, resolve_baselines, resolve_methods
 from deepclust.methods import DeepClusterer
 from deepclust.methods import registry
 
@@ -24,16 +26,17 @@ def nopreset(monkeypatch):
 
 def test_bench_writes_table_and_keeps_runs(tmp_path, nopreset, capsys):
     out, runs = tmp_path / "results", tmp_path / "runs"
-    argv = ["bench", "--dataset", "digits", "--methods", "kmeans,toy,nopreset", "--budget-minutes", "0.05",
-            "--seeds", "0,1", "--subset", "240", "--baseline-image-size", "16", "--kmeans-n-init", "1",
+    argv = ["bench", "--dataset", "digits", "--methods", "kmeans,toy,nopreset", "--baselines", "pixels,small_cnn",
+            "--budget-minutes", "0.05", "--seeds", "0,1", "--subset", "240", "--baseline-image-size", "16",
+            "--kmeans-n-init", "1",
             "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]
     assert main(argv) == 0
     md, table, data = (out / "digits.md").read_text(), out / "digits.csv", json.loads((out / "digits.json").read_text())
     assert md.startswith("# Benchmark on digits")
-    assert "Made by: `deepclust bench --dataset digits --methods kmeans,toy,nopreset --budget-minutes 0.05 " \
-           "--seeds 0,1 --preset" not in md  # no --preset given: none in the command
-    assert "`deepclust bench --dataset digits --methods kmeans,toy,nopreset --budget-minutes 0.05 --seeds 0,1 " \
-           "--subset 240" in md
+    assert "Made by: `deepclust bench --dataset digits --methods kmeans,toy,nopreset --baselines pixels,small_cnn " \
+           "--budget-minutes 0.05 --seeds 0,1 --preset" not in md  # no --preset given: none in the command
+    assert "`deepclust bench --dataset digits --methods kmeans,toy,nopreset --baselines pixels,small_cnn " \
+           "--budget-minutes 0.05 --seeds 0,1 --subset 240" in md
     rows = {row["name"]: row for row in csv.DictReader(table.open())}
     assert set(rows) == {"toy", "nopreset", "k-means (pixels)", "k-means (random small_cnn)"}
     for name in ("toy", "k-means (pixels)", "k-means (random small_cnn)"):
@@ -56,12 +59,74 @@ def test_bench_writes_table_and_keeps_runs(tmp_path, nopreset, capsys):
     assert "240 images" in page and "Warning" not in page
 
 
+def test_bench_aggregates_seeds_against_every_baseline(tmp_path, capsys):
+    """Two seeds of the toy method and of every baseline (`all`: k-means, UMAP + GMM, N2D): per-seed
+    runs in the JSON, mean ± sd in the table, the labelled embedding scores, the closing verdicts."""
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    assert main(["bench", "--dataset", "digits", "--methods", "toy", "--budget-minutes", "0.02", "--seeds", "0,1",
+                 "--subset", "300", "--kmeans-n-init", "1", "--out", str(out), "--runs-dir", str(runs),
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "digits.json").read_text())
+    assert data["baselines"] == ["kmeans", "umap-gmm", "ae-umap-gmm"] and "--baselines all" in data["command"]
+    names = ["toy", "k-means (pixels)", "UMAP + GMM (pixels)", "AE + UMAP + GMM (N2D)"]
+    assert [row["name"] for row in data["rows"]] == names
+    for row in data["rows"]:
+        done = [r for r in data["runs"] if r["name"] == row["name"]]
+        assert [r["seed"] for r in done] == [0, 1] and all(r["status"] == "ok" for r in done), done
+        accs = [r["acc"] for r in done]
+        assert row["acc_mean"] == pytest.approx(np.mean(accs)) and row["acc_std"] == pytest.approx(np.std(accs, ddof=1))
+        for key in ("supervised_knn_acc", "supervised_probe_acc"):
+            assert all(0 < r[key] <= 1 for r in done)
+            assert row[f"{key}_mean"] == pytest.approx(np.mean([r[key] for r in done]))
+    umap_runs = [r for r in data["runs"] if r["method"] == "umap-gmm"]
+    assert all(r["acc"] > 0.5 for r in umap_runs)
+    n2d = [r for r in data["runs"] if r["method"] == "ae-umap-gmm"]
+    assert all(r["kind"] == "baseline" and r["preset"] == "cpu-fashion-mnist" and r["epochs"] is not None for r in n2d)
+    assert "embedding_quality" in data and "GROUND-TRUTH LABELS" in data["embedding_quality"]
+    (comparison,) = data["comparisons"]
+    best = max((row for row in data["rows"] if row["kind"] == "baseline"), key=lambda row: row["acc_mean"])
+    toy = data["rows"][0]
+    spread = max(toy["acc_std"], best["acc_std"])
+    assert comparison["baseline"] == best["name"] and comparison["spread"] == pytest.approx(spread)
+    assert comparison["verdict"] == ("above" if toy["acc_mean"] - best["acc_mean"] > spread else "not above")
+    md = (out / "digits.md").read_text()
+    assert "## Against the best baseline" in md and data["comparison_rule"] in md
+    assert f"- toy: mean ACC {toy['acc_mean']:.4f} − {best['acc_mean']:.4f} of {best['name']}" in md
+    assert "against the best baseline (A method is above the best baseline" in printed
+    assert "embeddings, scored WITH THE LABELS: kNN-20" in printed
+    for folder in ("toy-seed1", "kmeans-pixels-seed0", "umap-gmm-pixels-seed1", "ae-umap-gmm-seed0"):
+        assert (runs / folder / "model.pt").is_file()
+
+
+def test_baseline_spellings():
+    assert [b.spelling for b in resolve_baselines("all")] == ["kmeans", "umap-gmm", "ae-umap-gmm"]
+    assert resolve_baselines("none") == []
+    old = resolve_baselines("pixels,small_cnn,kmeans")  # the old spellings, and a repeat
+    assert [(b.spelling, b.label, b.folder) for b in old] == [
+        ("kmeans", "k-means (pixels)", "kmeans-pixels"),
+        ("kmeans-small_cnn", "k-means (random small_cnn)", "kmeans-small_cnn")]
+    umap = parse_baseline("umap-gmm-resnet18")
+    assert (umap.method, umap.features, umap.label) == ("umap-gmm", "resnet18", "UMAP + GMM (random resnet18)")
+    assert parse_baseline("ae-umap-gmm").features is None
+    with pytest.raises(ValueError, match="unknown baseline 'kmeans2'; valid: all, none, kmeans, umap-gmm"):
+        parse_baseline("kmeans2")
+    with pytest.raises(ValueError, match="'nonet' is neither pixels nor a backbone"):
+        parse_baseline("umap-gmm-nonet")
+    assert resolve_methods("toy,umap-gmm,kmeans") == (["toy"], ["umap-gmm", "kmeans"])
+    assert "ae-umap-gmm" not in resolve_methods("all")[0] and "kmeans" not in resolve_methods("all")[0]
+    args = build_parser().parse_args(["bench", "--dataset", "digits", "--budget-minutes", "1"])
+    assert (args.seeds, args.baselines) == ("0,1,2", "all")
+
+
 def test_bench_rejects_bad_arguments(tmp_path, capsys):
     base = ["bench", "--dataset", "digits", "--budget-minutes", "1", "--out", str(tmp_path)]
     assert main(base + ["--methods", "nope"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
     assert main(base + ["--seeds", "a,b"]) == 2
     assert "--seeds expects comma-separated integers" in capsys.readouterr().err
+    assert main(base + ["--baselines", "kmeans,nope"]) == 2
+    assert "unknown baseline 'nope'" in capsys.readouterr().err
     assert main(["bench", "--dataset", "digits", "--budget-minutes", "0", "--out", str(tmp_path)]) == 2
     assert "--budget-minutes must be a positive" in capsys.readouterr().err
 
@@ -78,3 +143,48 @@ def test_bench_with_class_imbalance_keeps_the_same_data_for_the_report(tmp_path,
     assert main(["report", str(run), "--max-points", "60", "--samples-per-cluster", "3", "--device", "cpu"]) == 0
     page = (run / "report" / "report.html").read_text()
     assert f"{data['n_samples']} images" in page and "Warning" not in page
+
+
+def test_bench_refine_rows_and_ensemble_row(tmp_path, capsys):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    assert main(["bench", "--dataset", "digits", "--subset", "400", "--methods", "toy,hardreg", "--baselines", "none",
+                 "--budget-minutes", "0.05", "--seeds", "0", "--refine", "epochs=2", "batch_size=64", "--ensemble",
+                 "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]) == 0
+    rows = {row["name"]: row for row in csv.DictReader((out / "digits.csv").open())}
+    assert set(rows) == {"toy", "toy + refine", "hardreg", "hardreg + refine", "ensemble (toy + hardreg)"}
+    assert all(row["status"] == "ok" for row in rows.values())
+    refined = json.loads((runs / "hardreg-seed0" / "metrics.json").read_text())
+    assert float(rows["hardreg"]["acc_mean"]) == pytest.approx(refined["before_refine"]["acc"])
+    assert float(rows["hardreg + refine"]["acc_mean"]) == pytest.approx(refined["acc"])
+    assert rows["hardreg"]["supervised_knn_acc_mean"] == "" and rows["hardreg + refine"]["supervised_knn_acc_mean"] != ""
+    ensemble = json.loads((runs / "ensemble-seed0" / "metrics.json").read_text())
+    assert float(rows["ensemble (toy + hardreg)"]["acc_mean"]) == pytest.approx(ensemble["acc"])
+    assert "--refine epochs=2 batch_size=64 --ensemble" in (out / "digits.md").read_text()
+    assert main(["bench", "--dataset", "digits", "--budget-minutes", "1", "--refine", "epochz=2",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown configuration key 'refine.epochz'" in capsys.readouterr().err
+
+
+def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(tmp_path, capsys):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    argv = ["bench", "--dataset", "digits", "--methods", "toy", "--baselines", "kmeans", "--budget-minutes", "0.01",
+            "--seeds", "0", "--subset", "200", "--kmeans-n-init", "1", "--no-embedding-quality",
+            "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]
+    assert main(argv) == 0
+    first = json.loads((out / "digits.json").read_text())["runs"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"deepclust bench: error: --runs-dir {runs} already holds runs of this benchmark (toy-seed0, "
+        "kmeans-pixels-seed0); give --resume to keep the finished ones and run the others, or --overwrite to run "
+        "them all again (deletes their run files)\n")
+    (runs / "kmeans-pixels-seed0" / "model.pt").unlink()  # as if interrupted before it finished
+    assert main(argv + ["--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "toy-seed0: finished earlier, kept (--resume)" in printed and "kmeans-pixels-seed0: finished" not in printed
+    again = json.loads((out / "digits.json").read_text())["runs"]
+    assert again[0] == first[0] and (runs / "kmeans-pixels-seed0" / "model.pt").is_file()
+    toy_log = runs / "toy-seed0" / "log.jsonl"
+    starts = toy_log.read_text().count('"event": "start"')
+    assert main(argv + ["--overwrite"]) == 0
+    assert toy_log.read_text().count('"event": "start"') == starts == 1  # run again in a cleared folder

@@ -1,21 +1,11 @@
 """benchmarks/throughput.py for the toy method with one timed step."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from support import load_benchmark
 from toy_method import ToyModel
 
 from deepclust.methods import DeepClusterer, registry
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("deepclust_throughput_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class NoPreset(DeepClusterer):
@@ -25,7 +15,7 @@ class NoPreset(DeepClusterer):
 
 def test_throughput_of_the_toy(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(registry._METHODS, "nopreset", NoPreset)
-    result = load_script().main(["--methods", "toy,nopreset,kmeans", "--warmup", "1", "--steps", "1",
+    result = load_benchmark("throughput").main(["--methods", "toy,nopreset,kmeans", "--warmup", "1", "--steps", "1",
                                  "--batch-size", "16", "--image-shape", "1,8,8", "--matmul-size", "256",
                                  "--out", str(tmp_path)])
     assert result["matmul_gflops"] > 0
@@ -51,4 +41,4 @@ def test_throughput_of_the_toy(tmp_path, monkeypatch, capsys):
 
 def test_throughput_rejects_bad_shape():
     with pytest.raises(SystemExit):
-        load_script().main(["--image-shape", "28,28"])
+        load_benchmark("throughput").main(["--image-shape", "28,28"])

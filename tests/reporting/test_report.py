@@ -119,3 +119,28 @@ def test_a_run_on_arrays_records_that_they_cannot_be_reloaded(tmp_path, capsys):
     assert main(["report", str(run), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "data.json" in err and "kind 'arrays'" in err and "--dataset" in err
+
+
+def test_report_without_umap_learn_names_the_extra(toy_run, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    assert main(["report", str(toy_run), "--out", str(tmp_path / "page"), "--embedding", "umap",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("deepclust report: error: --embedding umap needs the umap-learn package: pip install "
+                   "'deepclust[baselines]' (or pip install umap-learn), or use --embedding tsne\n")
+    assert not (tmp_path / "page").exists()  # refused before any work
+
+
+def test_report_keeps_the_last_record_of_a_step_logged_twice(toy_run, tmp_path):
+    run = tmp_path / "resumed"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("report"))
+    lines = (run / "log.jsonl").read_text().splitlines()
+    steps = [json.loads(line) for line in lines if '"event": "step"' in line]
+    repeated = [json.dumps({**event, "loss": -1.0}) for event in steps[-3:]]  # logged again after a resume
+    resume = json.dumps({"event": "resume", "epoch": steps[-4]["epoch"], "step": steps[-4]["step"]})
+    (run / "log.jsonl").write_text("\n".join(lines + [resume, *repeated]) + "\n")
+    read = read_run(run)
+    assert [e["step"] for e in read.steps] == [e["step"] for e in steps]
+    assert [e["loss"] for e in read.steps[-3:]] == [-1.0, -1.0, -1.0]

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from deepclust.reporting.memory import PeakMemory
-from deepclust.reporting.table import aggregate_records, format_csv, format_markdown, write_results
+from deepclust.reporting.table import (
+    COMPARISON_RULE, aggregate_records, compare_with_best_baseline, comparison_lines, format_csv, format_markdown,
+    write_results,
+)
 
 COMMAND = "deepclust bench --dataset fake --methods all --budget-minutes 5 --seeds 0,1"
 
@@ -122,3 +125,49 @@ def test_peak_memory_sees_an_allocation():
     assert kind.startswith("CPU")
     if "VmHWM" in kind:
         assert float(megabytes) >= 35
+
+
+def test_comparison_with_the_best_baseline(records):
+    records = records + [run("k-means (pixels)", 2, 0.48, kind="baseline"),
+                         run("UMAP + GMM (pixels)", 0, 0.58, kind="baseline"),
+                         run("UMAP + GMM (pixels)", 1, 0.56, kind="baseline"),
+                         run("dchl", 1, 0.80), run("dchl", 2, 0.82)]
+    rows = aggregate_records(records)
+    comparisons = {entry["method"]: entry for entry in compare_with_best_baseline(rows)}
+    assert set(comparisons) == {"htcn", "hadis", "dchl"}  # every method that ran
+    htcn = comparisons["htcn"]  # 0.65 ± 0.0707 against UMAP + GMM 0.57 ± 0.0141 (the best baseline)
+    assert htcn["baseline"] == "UMAP + GMM (pixels)" and htcn["baseline_acc_mean"] == pytest.approx(0.57)
+    assert htcn["difference"] == pytest.approx(0.08) and htcn["spread"] == pytest.approx(np.sqrt(0.005))
+    assert htcn["verdict"] == "above"  # 0.08 > 0.0707
+    dchl = comparisons["dchl"]  # 0.81 ± 0.0141: +0.24 > 0.0141
+    assert dchl["verdict"] == "above" and dchl["spread"] == pytest.approx(np.sqrt(0.0002))
+    assert comparisons["hadis"]["verdict"] == "no verdict" and comparisons["hadis"]["spread"] is None  # one seed
+    close = aggregate_records([run("m", 0, 0.60), run("m", 1, 0.64), run("b", 0, 0.58, kind="baseline"),
+                               run("b", 1, 0.60, kind="baseline")])
+    (entry,) = compare_with_best_baseline(close)  # +0.03 against a spread of 0.0283: above, barely
+    assert entry["verdict"] == "above"
+    closer = aggregate_records([run("m", 0, 0.60), run("m", 1, 0.62), run("b", 0, 0.56, kind="baseline"),
+                                run("b", 1, 0.64, kind="baseline")])
+    assert compare_with_best_baseline(closer)[0]["verdict"] == "not above"  # +0.01 against 0.0566
+    lines = comparison_lines(compare_with_best_baseline(closer))
+    assert lines == ["- m: mean ACC 0.6100 − 0.6000 of b = +0.0100; spread 0.0566 → NOT above the best baseline by "
+                     "more than the spread."]
+    text = format_markdown(rows, {"dataset": "fake"})
+    assert "## Against the best baseline" in text and COMPARISON_RULE in text
+    assert "- hadis: mean ACC 0.5500 − 0.5700 of UMAP + GMM (pixels) = -0.0200; one seed, so no spread: no verdict." \
+        in text
+    assert compare_with_best_baseline(aggregate_records([run("m", 0, 0.6)])) == []  # no baseline: no comparison
+
+
+def test_supervised_embedding_scores_are_averaged_and_marked(tmp_path):
+    records = [run("m", seed, 0.6, supervised_knn_acc=knn, supervised_probe_acc=probe)
+               for seed, knn, probe in ((0, 0.80, 0.85), (1, 0.82, 0.87))]
+    rows = aggregate_records(records)
+    assert rows[0]["supervised_knn_acc_mean"] == pytest.approx(0.81)
+    assert rows[0]["supervised_probe_acc_std"] == pytest.approx(np.sqrt(0.0002))
+    text = format_markdown(rows, {"dataset": "fake"})
+    assert "kNN ACC†" in text and "0.8100 ± 0.0141" in text and "WITH THE GROUND-TRUTH LABELS" in text
+    paths = write_results(records, tmp_path, {"dataset": "fake"})
+    data = json.loads(paths[2].read_text())
+    assert [r["supervised_knn_acc"] for r in data["runs"]] == [0.80, 0.82]  # per seed
+    assert data["comparisons"] == [] and "supervised_probe_acc_mean" in paths[1].read_text().splitlines()[0]
