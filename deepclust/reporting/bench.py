@@ -337,6 +337,30 @@ def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Pa
     return kept
 
 
+def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings, dataset: ImageDataset,
+            run_dir: Path, n_clusters: int, device: torch.device, log: Callable[[str], None]) -> list[dict]:
+    """One run of the benchmark (a deep method, or a baseline): its rows (two with ``--refine``), logged."""
+    started = time.perf_counter()
+    try:
+        if baseline is None:
+            record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device)
+        elif baseline.features is None:
+            record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device,
+                                 kind="baseline", label=baseline.label)
+        else:
+            record = run_feature_baseline(baseline, dataset, seed, settings, run_dir, n_clusters, device)
+    except Exception as error:  # one broken method must not stop the benchmark
+        record = {"name": name if baseline is None else baseline.label,
+                  "kind": "method" if baseline is None else "baseline", "method": name,
+                  "preset": ((settings.preset or DEFAULT_PRESET) if baseline is None or baseline.features is None
+                             else baseline.preset_note),
+                  "seed": seed, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
+    rows = refined_rows(record)
+    for row in rows:
+        log(_run_line(row, time.perf_counter() - started))
+    return rows
+
+
 def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], None] = print) -> list[Path]:
     """Train everything, write ``<out>/<dataset>.md/.csv/.json`` and return their paths."""
     if settings.budget_minutes is None or not settings.budget_minutes > 0:
@@ -377,8 +401,10 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         meta["notes"].append("`ensemble (...)`: the consensus (K-means-based consensus clustering) of that seed's "
                              "deep-method runs" + (" (refined)" if settings.refine is not None else "") + "; its time is the "
                              "consensus's alone.")
-    jobs: list[tuple[str, Baseline | None, int]] = [(name, None, seed) for name in methods for seed in settings.seeds]
-    jobs += [(b.method, b, seed) for b in baselines for seed in settings.seeds]
+    # seed by seed, so that an interrupted benchmark leaves whole seeds (and `--resume` goes on from there)
+    jobs: list[tuple[str, Baseline | None, int]] = [
+        job for seed in settings.seeds
+        for job in [(name, None, seed) for name in methods] + [(b.method, b, seed) for b in baselines]]
     run_dirs = [runs_dir / f"{name if baseline is None else baseline.folder}-seed{seed}" for name, baseline, seed in jobs]
     kept = claim_run_folders(run_dirs, settings, Path(settings.out) / f"{dataset.name}.json")
     log(f"benchmark on {dataset.name} ({len(dataset)} images, K={n_clusters}) on {device}: "
@@ -387,37 +413,21 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         f"seeds {', '.join(map(str, settings.seeds))}; run folders in {runs_dir}")
     records: list[dict] = []
     paths: list[Path] = []
+    last_job_of_seed = {job[2]: job for job in jobs}
     for (name, baseline, seed), run_dir in zip(jobs, run_dirs):
         if run_dir in kept:
             records += kept[run_dir]
             log(f"  {run_dir.name}: finished earlier, kept (--resume)")
-            continue
-        started = time.perf_counter()
-        try:
-            if baseline is None:
-                record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device)
-            elif baseline.features is None:
-                record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device,
-                                     kind="baseline", label=baseline.label)
-            else:
-                record = run_feature_baseline(baseline, dataset, seed, settings, run_dir, n_clusters, device)
-        except Exception as error:  # one broken method must not stop the benchmark
-            record = {"name": name if baseline is None else baseline.label,
-                      "kind": "method" if baseline is None else "baseline", "method": name,
-                      "preset": ((settings.preset or DEFAULT_PRESET) if baseline is None or baseline.features is None
-                                 else baseline.preset_note),
-                      "seed": seed, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
-        for row in refined_rows(record):
-            records.append(row)
-            log(_run_line(row, time.perf_counter() - started))
-        paths = write_results(records, settings.out, meta)
-    for seed in settings.seeds if settings.ensemble else []:
-        started = time.perf_counter()
-        record = run_ensemble(records, seed, runs_dir, n_clusters)
-        if record is not None:
-            records.append(record)
-            log(_run_line(record, time.perf_counter() - started))
+        else:
+            records += run_job(name, baseline, seed, settings, dataset, run_dir, n_clusters, device, log)
             paths = write_results(records, settings.out, meta)
+        if settings.ensemble and (name, baseline, seed) == last_job_of_seed[seed]:
+            started = time.perf_counter()
+            record = run_ensemble(records, seed, runs_dir, n_clusters)
+            if record is not None:
+                records.append(record)
+                log(_run_line(record, time.perf_counter() - started))
+                paths = write_results(records, settings.out, meta)
     lines = comparison_lines(compare_with_best_baseline(aggregate_records(records)))
     if lines:
         log(f"against the best baseline ({COMPARISON_RULE})")

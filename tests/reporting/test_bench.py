@@ -79,6 +79,8 @@ def test_bench_aggregates_seeds_against_every_baseline(tmp_path, capsys):
         for key in ("supervised_knn_acc", "supervised_probe_acc"):
             assert all(0 < r[key] <= 1 for r in done)
             assert row[f"{key}_mean"] == pytest.approx(np.mean([r[key] for r in done]))
+    seeds_in_run_order = [r["seed"] for r in data["runs"]]
+    assert seeds_in_run_order == sorted(seeds_in_run_order)  # seed by seed: an interrupted bench keeps whole seeds
     umap_runs = [r for r in data["runs"] if r["method"] == "umap-gmm"]
     assert all(r["acc"] > 0.5 for r in umap_runs)
     n2d = [r for r in data["runs"] if r["method"] == "ae-umap-gmm"]
