@@ -63,6 +63,7 @@ from deepclust.augment import ViewPipeline, to_float  # noqa: E402
 from deepclust.cli import main as deepclust_main  # noqa: E402
 from deepclust.data import dataset_status, load_source, read_source  # noqa: E402
 from deepclust.engine.checkpoint import load_checkpoint  # noqa: E402
+from deepclust.engine import distributed  # noqa: E402
 from deepclust.engine.config import deep_merge  # noqa: E402
 from deepclust.engine.runtime import resolve_device  # noqa: E402
 from deepclust.engine.step import amp_enabled  # noqa: E402
@@ -507,17 +508,13 @@ def torchrun(args: argparse.Namespace, device: torch.device, work: Path, deadlin
 
 def worker(argv: list[str]) -> int:
     """``worker PROBE_FILE DEVICE fit ...``: ``deepclust fit`` with deterministic CUDA kernels where
-    they exist. Under torchrun the process group is formed first (deepclust forms none for one
-    process) and all-reduces once; rank 0 writes what it saw to PROBE_FILE."""
+    they exist. Under torchrun deepclust's own process group is formed first (NCCL on CUDA, gloo
+    elsewhere; also for one process) and all-reduces once; rank 0 writes what it saw to PROBE_FILE."""
     probe_file, device, fit_argv = Path(argv[0]), resolve_device(argv[1]), argv[2:]
     if device.type == "cuda":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if "LOCAL_RANK" in os.environ:  # started by torchrun
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                device_id=device if device.type == "cuda" else None)
+    if distributed.launched_by_torchrun():
+        device = distributed.init_from_environment(device)
         one = torch.ones(1, device=device)
         dist.all_reduce(one)
         if dist.get_rank() == 0:

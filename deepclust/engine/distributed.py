@@ -30,8 +30,9 @@ from torch import nn
 
 
 def is_distributed() -> bool:
-    """True inside a process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True inside a process group, also one of a single process (``torchrun --nproc_per_node 1``
+    trains through the same DistributedDataParallel, gathers and all-reduces as a larger group)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def world_size() -> int:
@@ -48,13 +49,16 @@ def is_main_process() -> bool:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True in a process that ``torchrun`` started (it sets TORCHELASTIC_RUN_ID), or in any process
+    whose environment describes a group of several (WORLD_SIZE > 1)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def init_from_environment(device: torch.device) -> torch.device:
     """Join the process group that ``torchrun`` describes in the environment; return this process's device.
 
-    Outside ``torchrun`` (``WORLD_SIZE`` unset or 1) nothing happens and ``device`` is returned.
+    Outside ``torchrun`` (:func:`launched_by_torchrun`) nothing happens and ``device`` is returned;
+    under ``torchrun`` a group is formed even for one process.
     On CUDA each process takes the GPU ``LOCAL_RANK`` and the NCCL backend; elsewhere gloo.
     Calling it again in a process that already joined is harmless.
     """
@@ -66,7 +70,7 @@ def init_from_environment(device: torch.device) -> torch.device:
     if not dist.is_initialized():
         missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
         if missing:
-            raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} not set: "
+            raise RuntimeError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} but {', '.join(missing)} not set: "
                                "launch multi-process training with torchrun")
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return device

@@ -203,6 +203,24 @@ def test_torchrun_fit_from_the_command_line(tmp_path):
     assert {"model.pt", "metrics.json", "config.yaml", "log.jsonl"} <= {path.name for path in out.iterdir()}
 
 
+def test_torchrun_with_one_process_trains_through_the_process_group(tmp_path):
+    """``torchrun --nproc_per_node 1`` forms a group of one (gloo here, NCCL on CUDA) and trains through
+    the distributed path; its labels equal those of the same run without torchrun."""
+    fit = ["-m", "deepclust", "fit", "--method", "hardreg", "--dataset", "digits", "--subset", "200", "--device", "cpu",
+           "--set", "backbone.name=mlp", "--epochs", "2", "--batch-size", "50", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+                               *fit, "--out", str(tmp_path / "torchrun")], capture_output=True, text=True, timeout=300, env=env)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert "1 processes" in launched.stdout
+    alone = subprocess.run([sys.executable, *fit, "--out", str(tmp_path / "alone")], capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    labels = [torch.load(tmp_path / run / "model.pt", map_location="cpu", weights_only=False)["labels"]
+              for run in ("torchrun", "alone")]
+    np.testing.assert_array_equal(*labels)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--dataset", "digits", "--budget-minutes", "1"], "'deepclust bench' runs in one process"),
     (["fit", "--method", "kmeans", "--dataset", "digits"], "method 'kmeans' is not trained by gradient descent"),
