@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import shlex
 import signal
 import sys
@@ -300,7 +301,7 @@ def command_fit(args) -> int:
 
 def _continue_command(args, out: Path, budget: float | None = None) -> str:
     """The command that continues this fit: its own words without --overwrite, with --out and --resume,
-    and after a time budget ``budget`` a larger --max-minutes."""
+    and after a time budget the next ``budget`` as its --max-minutes."""
     words, skip_value = [], False
     for word in args.argv:
         if skip_value:
@@ -312,18 +313,26 @@ def _continue_command(args, out: Path, budget: float | None = None) -> str:
         else:
             words.append(word)
     words += ([] if args.out else ["--out", str(out)]) + ([] if args.resume else ["--resume"])
-    words += [] if budget is None else ["--max-minutes", f"{2 * budget:g}"]
+    words += [] if budget is None else ["--max-minutes", f"{budget:g}"]
     return shlex.join(["deepclust", *words])
+
+
+def _next_budget(trained_minutes: float, budget: float) -> float:
+    """A budget that gives a run stopped by its budget as much training again: the time trained so far
+    (all of it counts) plus the last budget, rounded up to 0.01 min."""
+    return math.ceil((trained_minutes + budget) * 100) / 100
 
 
 def _stop_line(estimator, args, out: Path) -> str:
     """The last line of a fit that stopped early: why, where, and how to continue."""
     result, training = estimator.fit_result_, estimator.config_["training"]
     budget = None if result.stop_signal else training.get("max_minutes")
-    more = f" (the budget counts the {budget:g} min trained so far)" if budget else ""
+    trained = result.train_seconds / 60
+    more = f" (the budget counts all {trained:.2f} min trained so far)" if budget else ""
+    next_budget = None if budget is None else _next_budget(trained, budget)
     return (f"{result.stop_reason} after {result.epochs_completed} of {training['epochs']} epochs (step "
             f"{result.global_step}); model.pt holds the model so far; continue with: "
-            f"{_continue_command(args, out, budget)}{more}")
+            f"{_continue_command(args, out, next_budget)}{more}")
 
 
 def _interrupted_line(interrupt: KeyboardInterrupt, command: str) -> str:

@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 
 import pytest
 
@@ -196,10 +197,33 @@ def budget_stop(tmp_path_factory):
 def test_a_budget_stop_exits_0_with_a_line_saying_how_to_continue(budget_stop):
     run, done = budget_stop
     assert done.returncode == 0, done.stderr
+    trained = json.loads((run / "metrics.json").read_text())["train_seconds"] / 60
+    next_budget = math.ceil((trained + 1e-9) * 100) / 100
     assert done.stdout.strip().splitlines()[-1] == (
         "time budget of 1e-09 min reached after 0 of 2 epochs (step 1); model.pt holds the model so far; continue "
-        f"with: deepclust fit {' '.join(TOY[1:])} --out {run} --set training.epochs=2 --resume --max-minutes 2e-09 "
-        "(the budget counts the 1e-09 min trained so far)")
+        f"with: deepclust fit {' '.join(TOY[1:])} --out {run} --set training.epochs=2 --resume --max-minutes "
+        f"{next_budget:g} (the budget counts all {trained:.2f} min trained so far)")
+
+
+def test_the_suggested_budget_continues_a_run_resumed_with_a_smaller_budget_than_it_trained(tmp_path):
+    """Resuming with a budget below the time already trained stops after one step; the command it then
+    suggests must train on, not stop again at once."""
+    import shlex
+
+    from support import run_cli
+
+    run = tmp_path / "run"
+    first = run_cli(*TOY, "--out", run, "--set", "training.epochs=3", "--max-minutes", "1e-9")
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*TOY, "--out", run, "--set", "training.epochs=3", "--resume", "--max-minutes", "1e-9")
+    assert again.returncode == 0, again.stderr
+    step_before = json.loads((run / "metrics.json").read_text())["steps"]
+    suggested = shlex.split(again.stdout.strip().splitlines()[-1].split("continue with: ")[1].split(" (the budget")[0])
+    assert suggested[:2] == ["deepclust", "fit"]
+    assert float(suggested[suggested.index("--max-minutes") + 1]) > 2 * 1e-9
+    third = run_cli(*suggested[1:])
+    assert third.returncode == 0, third.stderr
+    assert json.loads((run / "metrics.json").read_text())["steps"] > step_before
 
 
 def test_a_collapsed_run_ends_with_a_warning(budget_stop):
