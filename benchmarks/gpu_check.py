@@ -404,8 +404,8 @@ def throughput_stages(device: torch.device, args: argparse.Namespace, matmul: di
                 rows[stage].append({**base, "status": "failed", "note": note})
             left["device-views"] -= time.perf_counter() - method_started
             continue
-        measures = {"device-views": lambda deadline: measure_on_device(bench, args.dry_run, matmul, deadline),
-                    "dataloader-views": lambda deadline: measure_with_dataloader(bench, calls, args.dry_run, deadline)}
+        measures = {"device-views": functools.partial(measure_on_device, bench, args.dry_run, matmul),
+                    "dataloader-views": functools.partial(measure_with_dataloader, bench, calls, args.dry_run)}
         for stage, measure in measures.items():
             begun = method_started if stage == "device-views" else time.perf_counter()  # building counts as device time
             try:
@@ -419,7 +419,7 @@ def throughput_stages(device: torch.device, args: argparse.Namespace, matmul: di
         device_row, loader_row = rows["device-views"][-1], rows["dataloader-views"][-1]
         if device_row["status"] == loader_row["status"] == "ok":
             loader_row["device_over_dataloader"] = device_row["images_per_second"] / loader_row["images_per_second"]
-        del bench, calls
+        del bench, calls, measures
         if device.type == "cuda":
             torch.cuda.empty_cache()
     stages = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from support import FASHION_MNIST_DIR, FULL, fashion_mnist_available  # noqa: F401 (re-exported)
 from toy_method import blobs  # also registers the "toy" method
 
 torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -223,12 +223,22 @@ def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Pat
             "device": estimator.metrics_.get("device", str(device)), "run_dir": str(run_dir)}
 
 
-def run_trained(name: str, dataset: ImageDataset, seed: int, settings: BenchSettings, run_dir: Path,
-                n_clusters: int, device: torch.device, *, kind: str = "method", label: str | None = None) -> dict:
-    """A method trained by the engine (a deep method, or the ``ae-umap-gmm`` baseline) under the budget."""
+def job_record(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings) -> dict:
+    """The fields that name one run of the benchmark (a deep method ``name``, or ``baseline``), whether
+    it finishes or fails: its row name, kind, registry method, preset (or features) and seed."""
     preset = settings.preset or DEFAULT_PRESET
-    record = {"name": label or name, "kind": kind, "method": name, "preset": preset, "seed": seed}
-    cls = get_method(name)
+    if baseline is None:
+        return {"name": name, "kind": "method", "method": name, "preset": preset, "seed": seed}
+    return {"name": baseline.label, "kind": "baseline", "method": baseline.method,
+            "preset": preset if baseline.features is None else baseline.preset_note, "seed": seed}
+
+
+def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, run_dir: Path,
+                n_clusters: int, device: torch.device) -> dict:
+    """A method trained by the engine (a deep method, or the ``ae-umap-gmm`` baseline) under the budget;
+    ``record`` is its :func:`job_record`."""
+    preset, kind, seed = record["preset"], record["kind"], record["seed"]
+    cls = get_method(record["method"])
     try:
         cls.preset_config(preset)
     except Exception as error:  # no preset file yet, or no such preset
@@ -286,14 +296,13 @@ def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int
             **_metric_fields(result.metrics), "train_seconds": result.metrics["seconds"], "run_dir": str(out)}
 
 
-def run_feature_baseline(baseline: Baseline, dataset: ImageDataset, seed: int, settings: BenchSettings,
+def run_feature_baseline(record: dict, baseline: Baseline, dataset: ImageDataset, settings: BenchSettings,
                          run_dir: Path, n_clusters: int, device: torch.device) -> dict:
-    """A baseline that clusters fixed features (no training): its whole fit is its time."""
-    record = {"name": baseline.label, "kind": "baseline", "method": baseline.method,
-              "preset": baseline.preset_note, "seed": seed}
+    """A baseline that clusters fixed features (no training): its whole fit is its time; ``record``
+    is its :func:`job_record`."""
     cls = get_method(baseline.method)
     params = {"n_clusters": n_clusters, "features": baseline.features, "image_size": settings.baseline_image_size,
-              "device": str(device), "seed": seed, "out_dir": str(run_dir)}
+              "device": str(device), "seed": record["seed"], "out_dir": str(run_dir)}
     if "n_init" in _accepted(cls) and baseline.method == "kmeans":
         params["n_init"] = settings.kmeans_n_init
     estimator = cls(**params)
@@ -341,20 +350,14 @@ def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSett
             run_dir: Path, n_clusters: int, device: torch.device, log: Callable[[str], None]) -> list[dict]:
     """One run of the benchmark (a deep method, or a baseline): its rows (two with ``--refine``), logged."""
     started = time.perf_counter()
+    named = job_record(name, baseline, seed, settings)
     try:
-        if baseline is None:
-            record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device)
-        elif baseline.features is None:
-            record = run_trained(name, dataset, seed, settings, run_dir, n_clusters, device,
-                                 kind="baseline", label=baseline.label)
+        if baseline is None or baseline.features is None:
+            record = run_trained(named, dataset, settings, run_dir, n_clusters, device)
         else:
-            record = run_feature_baseline(baseline, dataset, seed, settings, run_dir, n_clusters, device)
+            record = run_feature_baseline(named, baseline, dataset, settings, run_dir, n_clusters, device)
     except Exception as error:  # one broken method must not stop the benchmark
-        record = {"name": name if baseline is None else baseline.label,
-                  "kind": "method" if baseline is None else "baseline", "method": name,
-                  "preset": ((settings.preset or DEFAULT_PRESET) if baseline is None or baseline.features is None
-                             else baseline.preset_note),
-                  "seed": seed, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
+        record = {**named, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
     rows = refined_rows(record)
     for row in rows:
         log(_run_line(row, time.perf_counter() - started))

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 
 from toy_method import TOY_CONFIG, Toy, ToyModel
 from deepclust.data import ImageDataset

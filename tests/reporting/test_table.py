@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from deepclust.reporting.memory import PeakMemory
 from deepclust.reporting.table import (
     COMPARISON_RULE, aggregate_records, compare_with_best_baseline, comparison_lines, format_csv, format_markdown,
     write_results,
