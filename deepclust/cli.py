@@ -32,6 +32,13 @@ class CommandError(Exception):
     """A user error on the command line."""
 
 
+def _class_list(text: str) -> list[str]:
+    classes = [part.strip() for part in text.split(",") if part.strip()]
+    if len(classes) < 2:
+        raise argparse.ArgumentTypeError(f"give at least two comma-separated classes, got '{text}'")
+    return classes
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser, required: bool, data_options: bool = False,
                         split_from_config: bool = False) -> None:
     parser.add_argument("--dataset", required=required, help=f"dataset name ({', '.join(list_datasets())})")
@@ -41,6 +48,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser, required: bool, data_op
                                             "paper preset sets it; else all = train+test)")
     else:
         parser.add_argument("--split", default="all", help="train, test or all (default: all = train+test)")
+    parser.add_argument("--classes", type=_class_list, metavar="C1,C2,...",
+                        help="cluster the images of these classes only (label indices or class names, e.g. "
+                             "0,2,4,6 or Sandal,Sneaker,'Ankle boot'), relabelled 0.. in that order; K = their number")
     parser.add_argument("--subset", type=int, help="use a seeded random subset of this many images")
     parser.add_argument("--imbalance", type=int, default=0, choices=(0, 1, 2, 3),
                         help="class-imbalance protocol 1-3 of HardReg: subsample each class with its own "
@@ -154,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--refine", nargs="*", metavar="KEY=VALUE",
                        help="train each deep method with the refine stage, its refine.KEY set to VALUE (e.g. "
                             "--refine epochs=5 max_minutes=3): rows 'M' (before) and 'M + refine' (after)")
+    bench.add_argument("--held-out", metavar="SPLIT",
+                       help="score every run on this split's images, which it never trained on (with --split "
+                            "train: --held-out test); results <dataset>-held-out-<SPLIT>.md/.csv/.json")
     bench.add_argument("--ensemble", action="store_true",
                        help="add a row per seed: the consensus of that seed's deep-method runs")
 
@@ -185,7 +198,8 @@ def _data_options(assignments: list[str]) -> dict:
 def _load_data(args, seed: int, training_size: int | None = None):
     """The --dataset data; image folders are stored for ``training_size`` px training (load_dataset)."""
     dataset = load_dataset(args.dataset, root=args.data_root, split=args.split or "all", imbalance=args.imbalance,
-                           seed=seed, training_size=training_size, **_data_options(getattr(args, "data_option", [])))
+                           seed=seed, training_size=training_size, classes=args.classes,
+                           **_data_options(getattr(args, "data_option", [])))
     return dataset if args.subset is None else dataset.sample(args.subset, seed)
 
 
@@ -468,7 +482,8 @@ def command_bench(args) -> int:
     seeds = _int_list(args.seeds, "--seeds")
     settings = BenchSettings(
         dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
-        preset=args.preset, subset=args.subset, split=args.split, imbalance=getattr(args, "imbalance", 0) or 0,
+        preset=args.preset, subset=args.subset, split=args.split, classes=args.classes, held_out=args.held_out,
+        imbalance=getattr(args, "imbalance", 0) or 0,
         data_root=args.data_root, out=args.out,
         runs_dir=args.runs_dir, device=args.device, n_clusters=args.n_clusters, baselines=args.baselines,
         baseline_image_size=args.baseline_image_size, kmeans_n_init=args.kmeans_n_init,
@@ -477,6 +492,8 @@ def command_bench(args) -> int:
     words = ["deepclust", "bench", "--dataset", args.dataset, "--methods", args.methods, "--baselines", args.baselines,
              "--budget-minutes", f"{args.budget_minutes:g}", "--seeds", ",".join(map(str, seeds))]
     for option, value in (("--preset", args.preset), ("--subset", args.subset), ("--split", args.split),
+                          ("--classes", None if args.classes is None else ",".join(args.classes)),
+                          ("--held-out", args.held_out),
                           ("--imbalance", settings.imbalance or None),
                           ("--data-root", args.data_root), ("--n-clusters", args.n_clusters),
                           ("--baseline-image-size", args.baseline_image_size),
@@ -497,7 +514,7 @@ def command_report(args) -> int:
     from deepclust.reporting.report import ReportOptions, build_report
 
     options = ReportOptions(out=args.out, dataset=args.dataset, data_root=args.data_root, split=args.split,
-                            subset=args.subset, subset_seed=args.subset_seed,
+                            classes=args.classes, subset=args.subset, subset_seed=args.subset_seed,
                             imbalance=getattr(args, "imbalance", 0) or 0, device=args.device,
                             max_points=args.max_points, samples_per_cluster=args.samples_per_cluster,
                             embedding=args.embedding, seed=args.seed)

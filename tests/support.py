@@ -1,9 +1,11 @@
 """Helpers shared by test modules (import as ``from support import ...``; ``conftest`` is ambiguous)."""
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +237,37 @@ def run_sklearn_checks(estimator, expected_failed: dict[str, str]) -> int:
                   and not (r["status"] == "skipped" and r["check_name"] == "check_array_api_input")]
     assert not unexpected, unexpected
     return sum(r["status"] == "passed" for r in results)
+
+
+# IDX files (MNIST / Fashion-MNIST), as the loaders read them
+def idx_bytes(array, magic=None):
+    """IDX by the spec: magic 0x0000 08 <ndim>, big-endian uint32 dims, row-major bytes."""
+    array = np.asarray(array, dtype=np.uint8)
+    if magic is None:
+        magic = (0x08 << 8) | array.ndim
+    head = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return head + array.tobytes()
+
+
+def write_idx(path, array, gz=True, magic=None):
+    data = idx_bytes(array, magic)
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_idx_dataset(folder, n_train=6, n_test=4, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    ext = ".gz" if gz else ""
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", x, gz)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", y, gz)
+        out[split] = (x, y)
+    return out

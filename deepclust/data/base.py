@@ -62,7 +62,8 @@ class ImageDataset:
                  published constants are used, so they always match the split that was loaded.
     source:      where the images came from, a JSON-ready dict (a run folder's ``data.json``).
                  ``load_dataset`` records ``{"kind": "registry", "dataset", "split", "data_root",
-                 "options", "imbalance", "imbalance_seed", "subset", "subset_seed", "subset_of"}``
+                 "options", "classes", "imbalance", "imbalance_seed", "subset", "subset_seed",
+                 "subset_of"}``
                  (see :func:`deepclust.data.registry.load_source`, which loads the same images
                  again); the imbalance protocol and :meth:`sample` fill in their draws. Left as
                  ``None`` it is ``{"kind": "arrays", "dataset": None}``: images with no name to
@@ -175,6 +176,42 @@ class ImageDataset:
             member[members] = True
             parts[name] = np.flatnonzero(member[picked])
         return parts
+
+    def select_classes(self, classes) -> "ImageDataset":
+        """The images of ``classes`` only (label indices or class names, at least two, no repeats),
+        relabelled ``0..len(classes)-1`` in the order given, with their class names, ``n_classes`` and
+        channel statistics: a smaller clustering task with ``K = len(classes)``."""
+        if self.labels is None:
+            raise ValueError(f"classes can only be chosen from labelled data; {self.name!r} has no labels")
+        wanted = [self._class_index(value) for value in classes]
+        if len(wanted) < 2:
+            raise ValueError(f"choose at least two classes of {self.name!r} to cluster, got {list(classes)!r}")
+        if len(set(wanted)) != len(wanted):
+            raise ValueError(f"classes {list(classes)!r} name the same class twice")
+        keep = np.flatnonzero(np.isin(self.labels, wanted))
+        if not len(keep):
+            raise ValueError(f"{self.name!r} holds no image of the classes {list(classes)!r}")
+        relabel = np.full(max(self.n_classes, int(self.labels.max()) + 1), -1, dtype=np.int64)
+        relabel[wanted] = np.arange(len(wanted))
+        picked = self.subset(keep)
+        names = [self.class_names[k] if k < len(self.class_names) else str(k) for k in wanted]
+        return ImageDataset(picked.images, relabel[picked.labels], self.name, names, len(wanted),
+                            source=picked.source, parts=picked.parts, paths=picked.paths)
+
+    def _class_index(self, value) -> int:
+        """The label index ``value`` names: an index ``0..n_classes-1`` or a class name (any case)."""
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            if 0 <= value < self.n_classes:
+                return int(value)
+            raise ValueError(f"class {value} is not a label of {self.name!r} (labels 0..{self.n_classes - 1})")
+        lowered = [name.lower() for name in self.class_names]
+        text = str(value).strip()
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if text.isdigit():
+            return self._class_index(int(text))
+        raise ValueError(f"class {value!r} is not a class of {self.name!r}; its classes: "
+                         + ", ".join(f"{k} {name}" for k, name in enumerate(self.class_names)))
 
     def sample(self, n: int, seed: int) -> "ImageDataset":
         """``n`` images drawn without replacement with ``numpy.random.default_rng(seed)``, kept

@@ -260,7 +260,7 @@ def _check_options(spec: DatasetSpec, options: dict) -> dict:
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "all", *,
-                 training_size: int | None = None, **options) -> ImageDataset:
+                 training_size: int | None = None, classes=None, **options) -> ImageDataset:
     """Load a registered dataset into memory as an :class:`ImageDataset`.
 
     name:    one of :func:`list_datasets` (case-insensitive; aliases like "cifar20").
@@ -273,6 +273,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
              ``augmentation.image_size``). Image folders, ImageNet subsets and Tiny-ImageNet
              without an ``image_size`` option are stored at this side, capped at the images'
              own size (:func:`deepclust.data.folder.stored_side`); other datasets ignore it.
+    classes: keep the images of these classes only (label indices or class names), relabelled
+             0..len(classes)-1 in that order (:meth:`ImageDataset.select_classes`); None: all.
     options: per dataset: cifar100 ``label_level`` ("coarse"|"fine"); stl10
              ``include_unlabeled``; image folders / ImageNet subsets / Tiny-ImageNet
              ``image_size`` (the stored side; None, the default, = ``training_size`` or 96,
@@ -308,7 +310,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         "data_root": None if root is None else os.path.abspath(os.path.expanduser(root)),
         "options": {key: os.fspath(value) if isinstance(value, os.PathLike) else value
                     for key, value in options.items()},
-        "imbalance": 0, "imbalance_seed": None, "subset": None, "subset_seed": None, "subset_of": None}
+        "classes": None, "imbalance": 0, "imbalance_seed": None, "subset": None, "subset_seed": None,
+        "subset_of": None}
+    if classes is not None:
+        source = dataset.source
+        dataset = dataset.select_classes(list(classes))
+        dataset.source = {**source, "classes": list(dataset.class_names)}
     return apply_imbalance(dataset, imbalance, seed=seed) if imbalance else dataset
 
 
@@ -356,7 +363,7 @@ def _load_split(spec: DatasetSpec, root, split: str, opts: dict) -> ImageDataset
 
 def load_source(source: dict, data_root: str | os.PathLike | None = None) -> ImageDataset:
     """Load again the images a ``source`` record describes (an ``ImageDataset.source``, a run
-    folder's ``data.json``): the named dataset, its imbalance draw, then its subset draw.
+    folder's ``data.json``): the named dataset, its classes, its imbalance draw, then its subset draw.
 
     data_root: where to look instead of the record's ``data_root``.
     Raises ValueError when the record names no dataset (arrays or hand-picked indices) or
@@ -370,7 +377,7 @@ def load_source(source: dict, data_root: str | os.PathLike | None = None) -> Ima
                            imbalance=source.get("imbalance") or 0,
                            # records of `deepclust bench` older than "imbalance_seed" drew both with subset_seed
                            seed=source.get("imbalance_seed", source.get("subset_seed", 0)),
-                           **source.get("options", {}))
+                           classes=source.get("classes"), **source.get("options", {}))
     if source.get("subset") is None:
         return dataset
     pool = source.get("subset_of")

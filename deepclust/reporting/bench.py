@@ -12,6 +12,11 @@ mean ACC beats the best baseline's by more than the seeds' spread
 
 Every run keeps its folder (config, log, metrics, model, data.json) under ``runs_dir``; the table
 is rewritten after every run, so an interrupted benchmark still leaves the finished rows.
+
+Two checks that a recipe holds beyond the full table: ``classes`` benchmarks a class subset (its own
+K), and ``held_out`` (a split, with ``split="train"``) scores every run on images it never trained
+on: the fitted estimator's ``predict`` and ``transform`` on the held-out split, the training images'
+scores kept as ``fit_acc``, ``fit_nmi``, ``fit_ari``.
 """
 from __future__ import annotations
 
@@ -28,9 +33,12 @@ from typing import Callable
 import torch
 
 from deepclust.backbones import list_backbones
+from deepclust.cluster import consensus
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
+from deepclust.ensemble import write_labels
+from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
 from deepclust.evaluation.embedding_quality import embedding_quality
 from deepclust.methods import DeepClusterer, get_method, list_methods
@@ -58,6 +66,8 @@ class BenchSettings:
     subset: int | None = None
     subset_seed: int = 0
     split: str = "all"
+    classes: list | None = None  #: the class subset benchmarked (label indices or names); None: every class
+    held_out: str | None = None  #: score every run on this split instead of the training images
     imbalance: int = 0
     data_root: str | None = None
     out: str = "benchmarks/results"
@@ -175,11 +185,40 @@ def machine_description(device: torch.device) -> str:
            f"{torch.get_num_threads()} torch threads, torch {torch.__version__})"
 
 
+#: The file of a run's labels of the held-out images (index,label).
+HELD_OUT_LABELS = "held-out-labels.csv"
+
+
 def load_bench_data(settings: BenchSettings) -> ImageDataset:
-    """The benchmark's data: imbalance draw and subset draw both seeded with ``subset_seed``."""
-    dataset = load_dataset(settings.dataset, root=settings.data_root, split=settings.split,
+    """The benchmark's training data: imbalance draw and subset draw both seeded with ``subset_seed``."""
+    dataset = load_dataset(settings.dataset, root=settings.data_root, split=settings.split, classes=settings.classes,
                            imbalance=settings.imbalance, seed=settings.subset_seed)
     return dataset if settings.subset is None else dataset.sample(settings.subset, settings.subset_seed)
+
+
+def load_held_out(settings: BenchSettings) -> ImageDataset | None:
+    """``settings.held_out``: the images every run is scored on, all of that split (same classes); None
+    without one. Refused when they could overlap the training split or the run gives two rows."""
+    if settings.held_out is None:
+        return None
+    if "all" in (settings.split, settings.held_out) or settings.split == settings.held_out:
+        raise ValueError(f"--held-out {settings.held_out} needs a training split that holds none of its images "
+                         f"(e.g. --split train --held-out test); got --split {settings.split}")
+    if settings.refine is not None:
+        raise ValueError("--held-out and --refine exclude each other: the row before refinement holds the "
+                         "training images' scores only; benchmark refine without --held-out")
+    return load_dataset(settings.dataset, root=settings.data_root, split=settings.held_out, classes=settings.classes)
+
+
+def results_name(settings: BenchSettings, dataset: ImageDataset) -> str:
+    """The stem of the results files and of the default run folder: the dataset's name, then the class
+    subset's names and the held-out split (so that these checks never overwrite the full table)."""
+    words = [dataset.name]
+    if settings.classes is not None:
+        words += ["classes", *dataset.class_names]
+    if settings.held_out is not None:
+        words += ["held-out", settings.held_out]
+    return "-".join("".join(c if c.isalnum() else "-" for c in word.lower()).strip("-") for word in words)
 
 
 def _accepted(cls) -> set[str]:
@@ -197,13 +236,15 @@ def _metric_fields(metrics: dict) -> dict:
     return {key: metrics.get(key) for key in keys}
 
 
-def _quality_fields(estimator, dataset: ImageDataset, settings: BenchSettings, device: torch.device) -> dict:
-    """The labelled scores of the run's embeddings (``embedding_`` if the estimator keeps those of
-    its training images, else ``transform``); a failure becomes a note, the run stays ``ok``."""
+def _quality_fields(estimator, dataset: ImageDataset, settings: BenchSettings, device: torch.device,
+                   trained_on: bool = True) -> dict:
+    """The labelled scores of the run's embeddings of ``dataset`` (``embedding_`` if the estimator keeps
+    those of its training images and ``trained_on``, else ``transform``); a failure becomes a note, the
+    run stays ``ok``."""
     if not settings.embedding_quality or dataset.labels is None:
         return {}
     try:
-        embeddings = getattr(estimator, "embedding_", None)
+        embeddings = getattr(estimator, "embedding_", None) if trained_on else None
         if embeddings is None:
             embeddings = estimator.transform(dataset)
         return embedding_quality(embeddings, dataset.labels, seed=PROBE_SEED, device=device)
@@ -211,14 +252,29 @@ def _quality_fields(estimator, dataset: ImageDataset, settings: BenchSettings, d
         return {"quality_note": f"embedding quality failed: {_error_note(error)}"}
 
 
-def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Path, device: torch.device) -> dict:
-    """Fit with peak-memory measurement; the fields every finished run records."""
+def _held_out_fields(estimator, held_out: ImageDataset, settings: BenchSettings, run_dir: Path,
+                     device: torch.device) -> dict:
+    """The scores of a fitted run on the held-out images (their labels also written to the run folder,
+    for the ensemble), its scores on the training images kept as ``fit_*``."""
+    labels = estimator.predict(held_out)
+    write_labels(run_dir / HELD_OUT_LABELS, labels)
+    trained = {f"fit_{key}": estimator.metrics_.get(key) for key in ("acc", "nmi", "ari")}
+    scores = evaluate_clustering(held_out.labels, labels, estimator.n_clusters)
+    return {**_metric_fields({**scores, "n_samples": len(held_out)}), **trained,
+            **_quality_fields(estimator, held_out, settings, device, trained_on=False)}
+
+
+def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Path, device: torch.device,
+         held_out: ImageDataset | None = None) -> dict:
+    """Fit with peak-memory measurement; the fields every finished run records, scored on ``held_out``
+    when given."""
     write_source(run_dir, dataset)
     with PeakMemory(device) as peak:
         estimator.fit(dataset)
-    quality = _quality_fields(estimator, dataset, settings, device)
-    note = quality.pop("quality_note", "")
-    return {"status": "ok", "note": note, **_metric_fields(estimator.metrics_), **quality,
+    scores = ({**_metric_fields(estimator.metrics_), **_quality_fields(estimator, dataset, settings, device)}
+              if held_out is None else _held_out_fields(estimator, held_out, settings, run_dir, device))
+    note = scores.pop("quality_note", "")
+    return {"status": "ok", "note": note, **scores,
             "peak_memory_mb": peak.megabytes, "memory_kind": peak.kind,
             "device": estimator.metrics_.get("device", str(device)), "run_dir": str(run_dir)}
 
@@ -234,7 +290,7 @@ def job_record(name: str, baseline: Baseline | None, seed: int, settings: BenchS
 
 
 def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, run_dir: Path,
-                n_clusters: int, device: torch.device) -> dict:
+                n_clusters: int, device: torch.device, held_out: ImageDataset | None = None) -> dict:
     """A method trained by the engine (a deep method, or the ``ae-umap-gmm`` baseline) under the budget;
     ``record`` is its :func:`job_record`."""
     preset, kind, seed = record["preset"], record["kind"], record["seed"]
@@ -250,7 +306,7 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
         if settings.refine is not None and kind == "method" else {}
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
                     device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose, **refine)
-    fields = _fit(estimator, dataset, settings, run_dir, device)
+    fields = _fit(estimator, dataset, settings, run_dir, device, held_out)
     metrics = estimator.metrics_
     return {**record, **fields, "train_seconds": metrics.get("train_seconds"),
             "images_per_second": metrics.get("images_per_second"), "epochs": metrics.get("epochs"),
@@ -276,9 +332,11 @@ def refined_rows(record: dict) -> list[dict]:
     return [unrefined, refined]
 
 
-def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int) -> dict | None:
+def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int,
+                 held_out: ImageDataset | None = None) -> dict | None:
     """``--ensemble``: the consensus (:func:`deepclust.ensemble.ensemble_runs`) of the deep
-    methods' finished runs of ``seed``; None when fewer than two finished."""
+    methods' finished runs of ``seed`` (with ``held_out``: of their labels of the held-out images);
+    None when fewer than two finished."""
     from deepclust.ensemble import ensemble_runs
 
     members = {r["run_dir"]: r["method"] for r in records
@@ -289,15 +347,32 @@ def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int
               "preset": "consensus of the runs above", "seed": seed}
     out = runs_dir / f"ensemble-seed{seed}"
     try:
-        result = ensemble_runs(list(members), out, n_clusters=n_clusters, seed=seed, overwrite=True)
+        if held_out is None:
+            result = ensemble_runs(list(members), out, n_clusters=n_clusters, seed=seed, overwrite=True).metrics
+        else:
+            result = held_out_consensus(list(members), held_out, out, n_clusters, seed)
     except Exception as error:  # the members' rows stand without it
         return {**record, "status": "failed", "note": _error_note(error), "run_dir": str(out)}
-    return {**record, "status": "ok", "note": f"consensus J {result.metrics['objective']:.4f}",
-            **_metric_fields(result.metrics), "train_seconds": result.metrics["seconds"], "run_dir": str(out)}
+    return {**record, "status": "ok", "note": f"consensus J {result['objective']:.4f}",
+            **_metric_fields(result), "train_seconds": result["seconds"], "run_dir": str(out)}
+
+
+def held_out_consensus(runs: list[str], held_out: ImageDataset, out: Path, n_clusters: int, seed: int) -> dict:
+    """The consensus of the runs' labels of the held-out images (their ``held-out-labels.csv``), scored
+    and written to ``out``; its metrics."""
+    from deepclust.ensemble import read_labels
+
+    started = time.perf_counter()
+    result = consensus([read_labels(Path(run) / HELD_OUT_LABELS) for run in runs], n_clusters, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_labels(out / HELD_OUT_LABELS, result.labels)
+    return {**evaluate_clustering(held_out.labels, result.labels, n_clusters), "n_samples": len(held_out),
+            "objective": result.objective, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def run_feature_baseline(record: dict, baseline: Baseline, dataset: ImageDataset, settings: BenchSettings,
-                         run_dir: Path, n_clusters: int, device: torch.device) -> dict:
+                         run_dir: Path, n_clusters: int, device: torch.device,
+                         held_out: ImageDataset | None = None) -> dict:
     """A baseline that clusters fixed features (no training): its whole fit is its time; ``record``
     is its :func:`job_record`."""
     cls = get_method(baseline.method)
@@ -306,7 +381,7 @@ def run_feature_baseline(record: dict, baseline: Baseline, dataset: ImageDataset
     if "n_init" in _accepted(cls) and baseline.method == "kmeans":
         params["n_init"] = settings.kmeans_n_init
     estimator = cls(**params)
-    fields = _fit(estimator, dataset, settings, run_dir, device)
+    fields = _fit(estimator, dataset, settings, run_dir, device, held_out)
     seconds = float(estimator.metrics_["seconds"])
     return {**record, **fields, "train_seconds": seconds, "images_per_second": len(dataset) / max(seconds, 1e-9)}
 
@@ -347,15 +422,17 @@ def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Pa
 
 
 def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings, dataset: ImageDataset,
-            run_dir: Path, n_clusters: int, device: torch.device, log: Callable[[str], None]) -> list[dict]:
-    """One run of the benchmark (a deep method, or a baseline): its rows (two with ``--refine``), logged."""
+            run_dir: Path, n_clusters: int, device: torch.device, log: Callable[[str], None],
+            held_out: ImageDataset | None = None) -> list[dict]:
+    """One run of the benchmark (a deep method, or a baseline): its rows (two with ``--refine``), logged;
+    scored on ``held_out`` when given."""
     started = time.perf_counter()
     named = job_record(name, baseline, seed, settings)
     try:
         if baseline is None or baseline.features is None:
-            record = run_trained(named, dataset, settings, run_dir, n_clusters, device)
+            record = run_trained(named, dataset, settings, run_dir, n_clusters, device, held_out)
         else:
-            record = run_feature_baseline(named, baseline, dataset, settings, run_dir, n_clusters, device)
+            record = run_feature_baseline(named, baseline, dataset, settings, run_dir, n_clusters, device, held_out)
     except Exception as error:  # one broken method must not stop the benchmark
         record = {**named, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
     rows = refined_rows(record)
@@ -365,7 +442,8 @@ def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSett
 
 
 def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], None] = print) -> list[Path]:
-    """Train everything, write ``<out>/<dataset>.md/.csv/.json`` and return their paths."""
+    """Train everything, write ``<out>/<results name>.md/.csv/.json`` (:func:`results_name`) and return
+    their paths."""
     if settings.budget_minutes is None or not settings.budget_minutes > 0:
         raise ValueError(f"--budget-minutes must be a positive number of minutes, got {settings.budget_minutes}")
     if not settings.seeds:
@@ -375,20 +453,31 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
     baselines += [b for b in resolve_baselines(named_baselines) if b not in baselines]
     device = resolve_device(settings.device)
     dataset = load_bench_data(settings)
+    held_out = load_held_out(settings)
     n_clusters = settings.n_clusters or dataset.n_classes
     if not n_clusters:
         raise ValueError(f"dataset '{dataset.name}' has no labels: give --n-clusters")
-    runs_dir = Path(settings.runs_dir or Path("runs") / f"bench-{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    stem = results_name(settings, dataset)
+    runs_dir = Path(settings.runs_dir or Path("runs") / f"bench-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     meta = {
-        "dataset": dataset.name, "command": command, "machine": machine_description(device),
+        "dataset": dataset.name, "results_name": stem, "command": command, "machine": machine_description(device),
         "date": time.strftime("%Y-%m-%d"), "n_samples": len(dataset), "n_clusters": n_clusters,
         "seeds": list(settings.seeds), "budget_minutes": settings.budget_minutes,
         "preset": settings.preset or DEFAULT_PRESET, "split": settings.split, "subset": settings.subset,
+        "classes": None if settings.classes is None else list(dataset.class_names), "held_out": settings.held_out,
         "imbalance": settings.imbalance, "baselines": [b.spelling for b in baselines],
         "runs_dir": str(runs_dir), "comparison_rule": COMPARISON_RULE, "notes": [],
     }
     if settings.embedding_quality and dataset.labels is not None:
         meta["embedding_quality"] = EMBEDDING_QUALITY_PROTOCOL + f" Probe split seed {PROBE_SEED} for every run."
+    if settings.classes is not None:
+        meta["notes"].append(f"Only the classes {', '.join(dataset.class_names)} (K = {len(dataset.class_names)} "
+                             "unless --n-clusters says otherwise).")
+    if held_out is not None:
+        meta["evaluated_on"] = (f"the {len(held_out)} held-out images of the {settings.held_out} split, never trained on "
+                                f"(every run fitted on the {len(dataset)} images of the {settings.split} split, then "
+                                "its predict and transform applied to them); the JSON keeps each run's scores on its "
+                                "training images as fit_acc, fit_nmi, fit_ari")
     if settings.imbalance:
         meta["notes"].append(f"Class-imbalance protocol {settings.imbalance} of HardReg applied with seed "
                              f"{settings.subset_seed} (the same images for every method and seed).")
@@ -409,8 +498,9 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         job for seed in settings.seeds
         for job in [(name, None, seed) for name in methods] + [(b.method, b, seed) for b in baselines]]
     run_dirs = [runs_dir / f"{name if baseline is None else baseline.folder}-seed{seed}" for name, baseline, seed in jobs]
-    kept = claim_run_folders(run_dirs, settings, Path(settings.out) / f"{dataset.name}.json")
-    log(f"benchmark on {dataset.name} ({len(dataset)} images, K={n_clusters}) on {device}: "
+    kept = claim_run_folders(run_dirs, settings, Path(settings.out) / f"{stem}.json")
+    scored = "" if held_out is None else f", scored on {len(held_out)} held-out {settings.held_out} images"
+    log(f"benchmark on {dataset.name} ({len(dataset)} images{scored}, K={n_clusters}) on {device}: "
         f"{len(methods)} method(s) {', '.join(methods) or '(none)'}, "
         f"baselines {', '.join(b.spelling for b in baselines) or '(none)'}, "
         f"seeds {', '.join(map(str, settings.seeds))}; run folders in {runs_dir}")
@@ -422,11 +512,11 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
             records += kept[run_dir]
             log(f"  {run_dir.name}: finished earlier, kept (--resume)")
         else:
-            records += run_job(name, baseline, seed, settings, dataset, run_dir, n_clusters, device, log)
+            records += run_job(name, baseline, seed, settings, dataset, run_dir, n_clusters, device, log, held_out)
             paths = write_results(records, settings.out, meta)
         if settings.ensemble and (name, baseline, seed) == last_job_of_seed[seed]:
             started = time.perf_counter()
-            record = run_ensemble(records, seed, runs_dir, n_clusters)
+            record = run_ensemble(records, seed, runs_dir, n_clusters, held_out)
             if record is not None:
                 records.append(record)
                 log(_run_line(record, time.perf_counter() - started))

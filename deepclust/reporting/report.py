@@ -46,6 +46,7 @@ class ReportOptions:
     dataset: str | None = None
     data_root: str | None = None
     split: str = "all"
+    classes: list | None = None
     subset: int | None = None
     subset_seed: int | None = None
     imbalance: int = 0
@@ -113,8 +114,8 @@ def _given_source(name: str, options: ReportOptions, run_seed: int) -> dict:
     """The source record of ``name`` with the data options of the command line; both draws seeded with
     ``--subset-seed``, by default the run's seed."""
     seed = options.subset_seed if options.subset_seed is not None else run_seed
-    return {"dataset": name, "split": options.split, "data_root": options.data_root, "imbalance": options.imbalance,
-            "imbalance_seed": seed, "subset": options.subset, "subset_seed": seed}
+    return {"dataset": name, "split": options.split, "data_root": options.data_root, "classes": options.classes,
+            "imbalance": options.imbalance, "imbalance_seed": seed, "subset": options.subset, "subset_seed": seed}
 
 
 def _pool_name(source: dict) -> str:

@@ -198,7 +198,9 @@ def format_markdown(rows: list[dict], meta: dict) -> str:
     """The whole results page. ``meta`` keys used: ``dataset``, ``command``, ``machine``, ``date``,
     ``n_samples``, ``n_clusters``, ``budget_minutes``, ``seeds``, ``preset``, ``notes`` (list)."""
     dataset = meta.get("dataset", "?")
-    lines = [f"# Benchmark on {dataset}", "", f"Made by: `{meta.get('command', '?')}`", ""]
+    subset = f" ({', '.join(meta['classes'])})" if meta.get("classes") else ""
+    held_out = f", scored on its held-out {meta['held_out']} images" if meta.get("held_out") else ""
+    lines = [f"# Benchmark on {dataset}{subset}{held_out}", "", f"Made by: `{meta.get('command', '?')}`", ""]
     facts = []
     if meta.get("machine"):
         facts.append(f"machine: {meta['machine']}")
@@ -217,7 +219,8 @@ def format_markdown(rows: list[dict], meta: dict) -> str:
         lines += [text[0].upper() + text[1:] + ".", ""]
     lines += [markdown_table(rows), ""]
     footnotes = [
-        "ACC/NMI/ARI on all benchmarked images (clustering is evaluated on the data it was fitted on); "
+        f"ACC/NMI/ARI{' and the embedding scores' if meta.get('evaluated_on') else ''} on "
+        f"{meta.get('evaluated_on') or 'all benchmarked images (clustering is evaluated on the data it was fitted on)'}; "
         "with several seeds: mean ± sample standard deviation (ddof = 1).",
         "Epochs: full epochs completed (within the budget). "
         "Train min: training time of the deep methods (evaluation excluded); for the k-means baselines the "
@@ -286,13 +289,14 @@ def results_json(rows: list[dict], records: list[dict], meta: dict) -> dict:
 
 
 def write_results(records: list[dict], out_dir: str | Path, meta: dict) -> list[Path]:
-    """Write ``<out_dir>/<dataset>.md``, ``.csv`` and ``.json``; returns the three paths."""
+    """Write ``<out_dir>/<stem>.md``, ``.csv`` and ``.json`` (stem: ``meta["results_name"]``, else
+    ``meta["dataset"]``); returns the three paths."""
     if not meta.get("dataset"):
         raise ValueError("write_results needs meta['dataset'] (it names the result files)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = aggregate_records(records)
-    stem = str(meta["dataset"])
+    stem = str(meta.get("results_name") or meta["dataset"])
     paths = [out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}.json"]
     contents = [format_markdown(rows, meta), format_csv(rows),
                 json.dumps(results_json(rows, records, meta), indent=2) + "\n"]

@@ -26,6 +26,21 @@ def test_fit_evaluate_predict_kmeans_on_digits(tmp_path, capsys):
     assert rows[0] == ["index", "label"] and len(rows) == 1798
 
 
+def test_fit_and_evaluate_on_a_class_subset(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--method", "kmeans", "--dataset", "digits", "--classes", "1,7", "--out", str(run),
+                 "--device", "cpu", "--param", "n_init=2"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_samples"] == 182 + 179 and metrics["n_clusters_used"] == 2  # K = the classes chosen
+    assert json.loads((run / "data.json").read_text())["classes"] == ["1", "7"]
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--dataset", "digits", "--classes", "1,7", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["acc"] == pytest.approx(metrics["acc"])
+    with pytest.raises(SystemExit, match="2"):
+        main(["fit", "--method", "kmeans", "--dataset", "digits", "--classes", "3", "--out", str(tmp_path / "x")])
+    assert "give at least two comma-separated classes, got '3'" in capsys.readouterr().err
+
+
 def test_deep_method_fit_with_overrides_and_resume(tmp_path, capsys):
     run = tmp_path / "toy"
     args = ["fit", "--method", "toy", "--dataset", "digits", "--subset", "200", "--out", str(run),

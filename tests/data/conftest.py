@@ -1,11 +1,10 @@
 """Isolation and writers of tiny files in the official dataset formats."""
-import gzip
 import pickle
-import struct
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from support import idx_bytes, write_idx, write_idx_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -15,40 +14,6 @@ def _isolated_data_env(tmp_path, monkeypatch):
     home = tmp_path / "_home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-
-
-# ---------------------------------------------------------------- IDX (MNIST / Fashion-MNIST)
-def idx_bytes(array, magic=None):
-    """IDX by the spec: magic 0x0000 08 <ndim>, big-endian uint32 dims, row-major bytes."""
-    array = np.asarray(array, dtype=np.uint8)
-    if magic is None:
-        magic = (0x08 << 8) | array.ndim
-    head = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-    return head + array.tobytes()
-
-
-def write_idx(path, array, gz=True, magic=None):
-    data = idx_bytes(array, magic)
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def write_idx_dataset(folder, n_train=6, n_test=4, gz=True, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    ext = ".gz" if gz else ""
-    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
-        x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        y = (np.arange(n) % 10).astype(np.uint8)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", x, gz)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", y, gz)
-        out[split] = (x, y)
-    return out
 
 
 # ---------------------------------------------------------------- CIFAR python pickles

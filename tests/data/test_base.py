@@ -43,6 +43,27 @@ def test_dataset_container_and_subset():
     assert "n=6" in repr(ds) and "n_classes=3" in repr(ds)
 
 
+def test_select_classes_keeps_those_images_relabelled_in_the_order_given():
+    x = np.arange(8, dtype=np.uint8).reshape(8, 1, 1, 1) * 30
+    ds = ImageDataset(x, np.array([0, 1, 2, 3, 0, 1, 2, 3]), "letters", ["a", "b", "c", "d"], 4)
+    picked = ds.select_classes(["C", 0])
+    assert picked.class_names == ["c", "a"] and picked.n_classes == 2
+    assert picked.images.ravel().tolist() == [0, 60, 120, 180] and picked.labels.tolist() == [1, 0, 1, 0]
+    assert picked.mean == pytest.approx((90 / 255,))  # the statistics of the images kept
+
+
+@pytest.mark.parametrize("classes, match", [
+    ([0], "at least two classes"), ([0, "a"], "name the same class twice"),
+    ([0, 4], r"class 4 is not a label of 'letters' \(labels 0..3\)"),
+    ([0, "zebra"], "'zebra' is not a class of 'letters'; its classes: 0 a, 1 b, 2 c, 3 d")])
+def test_select_classes_names_a_bad_choice(classes, match):
+    ds = ImageDataset(np.zeros((4, 1, 2, 2), np.uint8), np.arange(4), "letters", ["a", "b", "c", "d"], 4)
+    with pytest.raises(ValueError, match=match):
+        ds.select_classes(classes)
+    with pytest.raises(ValueError, match="no labels"):
+        from_arrays(np.zeros((4, 1, 2, 2), np.uint8)).select_classes([0, 1])
+
+
 def test_image_dataset_validation():
     with pytest.raises(ValueError, match="uint8"):
         ImageDataset(np.zeros((2, 1, 2, 2), np.float32), None, "x", [], 0)

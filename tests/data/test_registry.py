@@ -97,7 +97,7 @@ def test_load_dataset_records_its_arguments(tmp_path, fmt):
     fmt.write_cifar10(tmp_path / "cifar-10-batches-py")
     ds = load_dataset("CIFAR-10", root=tmp_path, split="test")
     assert ds.source == {"kind": "registry", "dataset": "cifar10", "split": "test", "data_root": str(tmp_path),
-                         "options": {}, "imbalance": 0, "imbalance_seed": None, "subset": None,
+                         "options": {}, "classes": None, "imbalance": 0, "imbalance_seed": None, "subset": None,
                          "subset_seed": None, "subset_of": None}
     digits = load_dataset("digits", imbalance=2, seed=5).sample(100, 7)
     assert digits.source["options"] == {} and digits.source["data_root"] is None
@@ -117,6 +117,19 @@ def test_load_source_loads_the_same_images_again(tmp_path):
     old = {"dataset": "digits", "split": "all", "subset": 150, "subset_seed": 1, "imbalance": 3, "data_root": None}
     np.testing.assert_array_equal(load_source(old).images,
                                   load_dataset("digits", imbalance=3, seed=1).sample(150, 1).images)
+
+
+def test_a_class_subset_is_recorded_by_name_and_loaded_again(tmp_path):
+    digits = load_dataset("digits")
+    chosen = load_dataset("digits", classes=[7, "1", 4], imbalance=1, seed=2).sample(200, 3)
+    assert chosen.source["classes"] == ["7", "1", "4"] and chosen.n_classes == 3
+    assert set(np.unique(chosen.labels)) == {0, 1, 2}
+    write_source(tmp_path / "run", chosen)
+    again = load_source(read_source(tmp_path / "run"))
+    np.testing.assert_array_equal(again.images, chosen.images)
+    np.testing.assert_array_equal(again.labels, chosen.labels)
+    only_sevens = load_dataset("digits", classes=[7, 1]).images[load_dataset("digits", classes=[7, 1]).labels == 0]
+    np.testing.assert_array_equal(only_sevens, digits.images[digits.labels == 7])
 
 
 def test_load_source_refuses_what_it_cannot_reload(tmp_path):

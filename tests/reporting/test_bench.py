@@ -1,12 +1,16 @@
 """``deepclust bench`` on digits with tiny settings: the three result files and the run folders."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from support import write_idx
 from toy_method import ToyModel
 
 from deepclust.cli import build_parser, main
+from deepclust.ensemble import read_labels
+from deepclust.evaluation import cluster_accuracy
 from deepclust.reporting.bench import parse_baseline, resolve_baselines, resolve_methods
 from deepclust.methods import DeepClusterer
 from deepclust.methods import registry
@@ -190,3 +194,57 @@ def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(
     starts = toy_log.read_text().count('"event": "start"')
     assert main(argv + ["--overwrite"]) == 0
     assert toy_log.read_text().count('"event": "start"') == starts == 1  # run again in a cleared folder
+
+
+def _write_fashion_mnist(folder, n_train: int, n_test: int) -> dict:
+    """Fashion-MNIST files whose class k is a bright band at rows 2k..2k+4 over noise: clusterable."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    labels = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        x = rng.integers(0, 60, size=(n, 28, 28))
+        for image, k in zip(x, y):
+            image[2 * k:2 * k + 5] += 180
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+        labels[prefix] = y
+    return labels
+
+
+def test_bench_scores_a_class_subset_on_held_out_images(tmp_path, capsys):
+    """--classes and --held-out: trained on the train split of three classes, every row (the ensemble's
+    too) scored on the test split's images of those classes, the training scores kept as fit_*."""
+    labels = _write_fashion_mnist(tmp_path / "fashion-mnist", n_train=300, n_test=200)
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    base = ["bench", "--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--classes", "0,dress,5",
+            "--budget-minutes", "0.02", "--seeds", "0", "--kmeans-n-init", "1", "--out", str(out), "--device", "cpu"]
+    assert main(base + ["--split", "train", "--held-out", "test", "--methods", "toy,hardreg",
+                        "--baselines", "kmeans,ae-umap-gmm", "--ensemble", "--runs-dir", str(runs)]) == 0
+    stem = "fashion-mnist-classes-t-shirt-top-dress-sandal-held-out-test"
+    data = json.loads((out / f"{stem}.json").read_text())
+    assert data["classes"] == ["T-shirt/top", "Dress", "Sandal"] and data["n_clusters"] == 3
+    assert data["n_samples"] == 90 and data["held_out"] == "test"  # 30 train images of each class
+    page = (out / f"{stem}.md").read_text()
+    assert page.startswith("# Benchmark on fashion-mnist (T-shirt/top, Dress, Sandal), scored on its held-out test")
+    assert "on the 60 held-out images of the test split, never trained on" in page
+    assert "--classes 0,dress,5 --held-out test" in data["command"]
+    held_out_truth = np.searchsorted([0, 3, 5], labels["t10k"][np.isin(labels["t10k"], [0, 3, 5])])
+    runs_by_name = {run["name"]: run for run in data["runs"]}
+    assert set(runs_by_name) == {"toy", "hardreg", "k-means (pixels)", "AE + UMAP + GMM (N2D)",
+                                 "ensemble (toy + hardreg)"}
+    for run in runs_by_name.values():
+        assert run["status"] == "ok" and run["n_samples"] == 60, run
+        predicted = read_labels(Path(run["run_dir"]) / "held-out-labels.csv")
+        assert run["acc"] == pytest.approx(cluster_accuracy(held_out_truth, predicted))
+        if run["method"] != "ensemble":
+            trained = json.loads((Path(run["run_dir"]) / "metrics.json").read_text())
+            assert run["fit_acc"] == pytest.approx(trained["acc"]) and trained["n_samples"] == 90
+    assert runs_by_name["k-means (pixels)"]["acc"] > 0.9  # the bands separate the held-out images too
+    assert runs_by_name["toy"]["supervised_knn_acc"] is not None
+    assert main(base + ["--held-out", "test", "--methods", "toy", "--baselines", "none"]) == 2
+    assert "--held-out test needs a training split that holds none of its images" in capsys.readouterr().err
+    assert main(base + ["--split", "train", "--held-out", "test", "--refine", "--methods", "toy"]) == 2
+    assert "--held-out and --refine exclude each other" in capsys.readouterr().err
+    assert main(base + ["--classes", "0,zebra", "--methods", "toy"]) == 2
+    assert "'zebra' is not a class of 'fashion-mnist'" in capsys.readouterr().err

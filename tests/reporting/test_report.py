@@ -84,6 +84,7 @@ def test_fit_records_its_data_and_the_report_uses_the_same_images(tmp_path, caps
                  "--seed", "1", "--out", str(run), "--device", "cpu", "--param", "n_init=1"]) == 0
     recorded = json.loads((run / "data.json").read_text())
     assert recorded == {"kind": "registry", "dataset": "digits", "split": "all", "data_root": None, "options": {},
+                        "classes": None,
                         "imbalance": 2, "imbalance_seed": 1, "subset": 200, "subset_seed": 1,
                         "subset_of": len(load_dataset("digits", imbalance=2, seed=1))}
     dataset, notes, own = resolve_dataset(read_run(run), ReportOptions(), run_seed=1)
