@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py [--methods all|m1,m2] [--preset cpu-fashion-mnist]
         [--backbone small_cnn|preset] [--batch-size 128] [--image-shape 1,28,28] [--warmup 3] [--steps 10]
-        [--device auto] [--out benchmarks/results]
+        [--memory-format contiguous|channels_last|both] [--device auto] [--out benchmarks/results]
 
 For each method the network is built from its preset (default ``cpu-fashion-mnist``) with one
 backbone and one batch size for all methods (``--backbone preset`` keeps each preset's own), on
@@ -13,7 +13,9 @@ memory banks), with the batch already on the device. One more step runs under
 ``torch.utils.flop_counter.FlopCounterMode`` to count its FLOPs (matmuls and convolutions, forward
 and backward; element-wise work is not counted), which gives the achieved GFLOP/s. The reference
 is the float32 GFLOP/s of a large square matmul (2·n³ FLOPs) timed in the same process, with the
-same threads. Methods whose preset is missing are skipped with a note.
+same threads. ``--memory-format both`` measures every method twice in the same run, with its
+convolution weights contiguous and channels-last (``training.channels_last``), one after the other.
+Methods whose preset is missing are skipped with a note.
 
 Writes ``<out>/throughput.md`` and ``<out>/throughput.json``.
 """
@@ -58,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--matmul-size", type=int, help="side of the reference matmul (default 2048 CPU, 8192 CUDA)")
+    parser.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last", "both"),
+                        help="the networks' memory format (training.channels_last); both: each method twice")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -121,6 +125,8 @@ class StepBench:
         self.batch_size = int(config["training"]["batch_size"])
         self.model = get_method(name)(n_clusters=n_clusters)._build_model(
             config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device)
+        if config["training"].get("channels_last"):
+            self.model.to(memory_format=torch.channels_last)
         n_samples = max(4 * self.batch_size, 512)
         images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         self.images = images.to(device)
@@ -181,18 +187,20 @@ def count_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
-def measure_method(name: str, args: argparse.Namespace, device: torch.device) -> dict:
+def measure_method(name: str, args: argparse.Namespace, device: torch.device, channels_last: bool = False) -> dict:
     config = get_method(name).preset_config(args.preset)  # raises when the preset is missing
     if args.backbone != "preset":  # the whole section: the preset's options may not apply to this backbone
         config = {**config, "backbone": {"name": args.backbone}}
     if args.batch_size != "preset":
         config = deep_merge(config, {"training": {"batch_size": int(args.batch_size)}}, strict=False)
+    config = deep_merge(config, {"training": {"channels_last": channels_last}}, strict=False)
     bench = StepBench(name, config, args.image_shape, args.n_clusters, device)
     seconds, steps = time_steps(bench.step, args.warmup, args.steps, device)
     flops = count_flops(bench.step)
     seconds_per_step = seconds / steps
     return {
-        "method": name, "status": "ok", "backbone": bench.backbone, "batch_size": bench.batch_size,
+        "method": name, "status": "ok", "memory_format": "channels_last" if channels_last else "contiguous",
+        "backbone": bench.backbone, "batch_size": bench.batch_size,
         "image_size": bench.model.image_size, "parameters": sum(p.numel() for p in bench.model.parameters()),
         "images_per_second": bench.batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
         "gflop_per_step": flops / 1e9, "gflops": flops / seconds_per_step / 1e9,
@@ -210,14 +218,16 @@ def format_markdown(result: dict) -> str:
         f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
         f"Preset {result['preset']}; random images of shape {tuple(result['image_shape'])}; "
         f"{result['warmup']} warm-up step(s), {result['steps']} timed step(s).", "",
-        "| Method | Backbone | Batch | Image size | Params (M) | Images/s | ms/step | GFLOP/step | GFLOP/s | % of matmul |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Method | Memory format | Backbone | Batch | Image size | Params (M) | Images/s | ms/step | GFLOP/step | GFLOP/s "
+        "| % of matmul |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["methods"]:
         if row["status"] != "ok":
             continue
         share = 100.0 * row["gflops"] / result["matmul_gflops"]
-        lines.append(f"| {row['method']} | {row['backbone']} | {row['batch_size']} | {row['image_size']} "
+        lines.append(f"| {row['method']} | {row.get('memory_format', 'contiguous')} | {row['backbone']} "
+                     f"| {row['batch_size']} | {row['image_size']} "
                      f"| {row['parameters'] / 1e6:.2f} | {row['images_per_second']:.0f} | {row['ms_per_step']:.1f} "
                      f"| {row['gflop_per_step']:.3f} | {row['gflops']:.1f} | {share:.0f}% |")
     lines += ["", "- A step: `training_step` (augmented views made on the device), backward, optimizer step and "
@@ -243,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in names:
             get_method(name)
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    formats = {"contiguous": [False], "channels_last": [True], "both": [False, True]}[args.memory_format]
     result = {
         "command": " ".join(["python benchmarks/throughput.py", shlex.join(argv)]).strip(), "machine": machine(device),
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -262,17 +273,18 @@ def main(argv: list[str] | None = None) -> dict:
             result["methods"].append({"method": name, "status": "skipped", "note": note})
             print(f"{name}: skipped — {note}", flush=True)
             continue
-        try:
-            row = measure_method(name, args, device)
-        except Exception as error:  # one broken method must not stop the others
-            note = f"{type(error).__name__}: {error}".replace("\n", " ")
-            row = {"method": name, "status": "failed", "note": note}
-            traceback.print_exc()
-        result["methods"].append(row)
-        if row["status"] == "ok":
-            print(f"{name}: {row['images_per_second']:.0f} images/s, {row['ms_per_step']:.1f} ms/step, "
-                  f"{row['gflops']:.1f} GFLOP/s ({100 * row['gflops'] / result['matmul_gflops']:.0f}% of matmul)",
-                  flush=True)
+        for channels_last in formats:
+            try:
+                row = measure_method(name, args, device, channels_last)
+            except Exception as error:  # one broken method must not stop the others
+                note = f"{type(error).__name__}: {error}".replace("\n", " ")
+                row = {"method": name, "status": "failed", "note": note}
+                traceback.print_exc()
+            result["methods"].append(row)
+            if row["status"] == "ok":
+                print(f"{name} ({row['memory_format']}): {row['images_per_second']:.0f} images/s, "
+                      f"{row['ms_per_step']:.1f} ms/step, {row['gflops']:.1f} GFLOP/s "
+                      f"({100 * row['gflops'] / result['matmul_gflops']:.0f}% of matmul)", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -34,6 +34,7 @@ ENGINE_KEYS: dict[str, Any] = {
     "training.log_every": AtLeastOne,
     "training.checkpoint_every_minutes": NotNegative,
     "training.amp": bool,
+    "training.channels_last": bool,
     "training.grad_clip": Optional[NotNegative],
     "training.skip_nonfinite": bool,
     "training.max_minutes": Optional[Positive],

@@ -132,6 +132,8 @@ class Trainer:
         self.images = images
 
         model.to(device)
+        if training.get("channels_last", False):
+            model.to(memory_format=torch.channels_last)  # NHWC convolution weights: faster convolutions
         self.step_module = model.training_step
         if self.distributed:
             distributed.convert_batch_norm(model)

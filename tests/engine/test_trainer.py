@@ -171,3 +171,27 @@ def test_extending_a_finished_run_recomputes_the_cosine_schedule_for_the_new_tot
     assert finished[12] == pytest.approx(0.0, abs=1e-12)  # the 2-epoch cosine had ended
     assert resumed[13] > finished[12]  # the 4-epoch cosine stands halfway at step 12
     assert [resumed[step] for step in range(13, 25)] == pytest.approx([fresh[step] for step in range(13, 25)])
+
+
+def test_channels_last_trains_the_same_steps_with_channels_last_convolutions(tmp_path):
+    """training.channels_last: the convolution weights are NHWC from the first step, and the losses of
+    the same seeded run equal those of the contiguous one up to float32 rounding."""
+    import deepclust
+    from support import TINY
+
+    images = np.random.default_rng(0).integers(0, 256, size=(48, 1, 28, 28), dtype=np.uint8)
+    losses, formats = {}, {}
+    for channels_last in (False, True):
+        out = tmp_path / str(channels_last)
+        config = {**TINY["dchl"], "training": {"batch_size": 16, "log_every": 1, "amp": False,
+                                               "channels_last": channels_last}}
+        estimator = deepclust.make("dchl", n_clusters=3, preset="cpu-fashion-mnist", config=config, max_epochs=1,
+                                   device="cpu", seed=0, out_dir=str(out)).fit(ImageDataset(images, None, "r", [], 0))
+        steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        losses[channels_last] = [event["loss"] for event in steps if event["event"] == "step"]
+        convolutions = [m.weight for m in estimator.model_.modules()  # one input channel: both layouts alike
+                        if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1]
+        formats[channels_last] = {w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+                                  for w in convolutions}
+    assert formats == {False: {False}, True: {True}}
+    assert len(losses[True]) == 3 and losses[True] == pytest.approx(losses[False], rel=1e-4)

@@ -42,3 +42,14 @@ def test_throughput_of_the_toy(tmp_path, monkeypatch, capsys):
 def test_throughput_rejects_bad_shape():
     with pytest.raises(SystemExit):
         load_benchmark("throughput").main(["--image-shape", "28,28"])
+
+
+def test_both_memory_formats_are_measured_in_one_run(tmp_path):
+    result = load_benchmark("throughput").main(["--methods", "dchl", "--memory-format", "both", "--warmup", "0",
+                                                "--steps", "1", "--batch-size", "8", "--image-shape", "1,16,16",
+                                                "--matmul-size", "64", "--out", str(tmp_path)])
+    contiguous, channels_last = result["methods"]
+    assert (contiguous["memory_format"], channels_last["memory_format"]) == ("contiguous", "channels_last")
+    assert contiguous["status"] == channels_last["status"] == "ok"
+    assert channels_last["gflop_per_step"] == pytest.approx(contiguous["gflop_per_step"])  # same work, other layout
+    assert "| dchl | channels_last | small_cnn |" in (tmp_path / "throughput.md").read_text()

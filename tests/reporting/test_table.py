@@ -150,11 +150,16 @@ def test_comparison_with_the_best_baseline(records):
     assert compare_with_best_baseline(closer)[0]["verdict"] == "not above"  # +0.01 against 0.0566
     lines = comparison_lines(compare_with_best_baseline(closer))
     assert lines == ["- m: mean ACC 0.6100 − 0.6000 of b = +0.0100; spread 0.0566 → NOT above the best baseline by "
-                     "more than the spread."]
+                     "more than the spread. Mean NMI 0.5100 − 0.5000 of b = +0.0100."]
     text = format_markdown(rows, {"dataset": "fake"})
     assert "## Against the best baseline" in text and COMPARISON_RULE in text
-    assert "- hadis: mean ACC 0.5500 − 0.5700 of UMAP + GMM (pixels) = -0.0200; one seed, so no spread: no verdict." \
-        in text
+    assert "- hadis: mean ACC 0.5500 − 0.5700 of UMAP + GMM (pixels) = -0.0200; one seed, so no spread: no verdict. " \
+        "Mean NMI 0.4500 − 0.4700 of UMAP + GMM (pixels) = -0.0200." in text
+    mixed = aggregate_records([run("m", 0, 0.70, nmi=0.60), run("b", 0, 0.65, kind="baseline", nmi=0.50),
+                               run("u", 0, 0.60, kind="baseline", nmi=0.66)])
+    (entry,) = compare_with_best_baseline(mixed)  # ACC against b (best ACC), NMI against u (best NMI)
+    assert (entry["baseline"], entry["nmi_baseline"]) == ("b", "u")
+    assert entry["nmi_difference"] == pytest.approx(-0.06)
     assert compare_with_best_baseline(aggregate_records([run("m", 0, 0.6)])) == []  # no baseline: no comparison
 
 
