@@ -42,7 +42,7 @@ from deepclust.engine.inference import autocast_context, iterate_images, map_ima
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
-from deepclust.engine.step import amp_enabled
+from deepclust.engine.step import amp_enabled, apply_memory_format
 from deepclust.methods import DeepClusterer, get_method, list_methods
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -123,10 +123,8 @@ class StepBench:
         channels = shape[0]
         self.device = device
         self.batch_size = int(config["training"]["batch_size"])
-        self.model = get_method(name)(n_clusters=n_clusters)._build_model(
-            config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device)
-        if config["training"].get("channels_last"):
-            self.model.to(memory_format=torch.channels_last)
+        self.model = apply_memory_format(get_method(name)(n_clusters=n_clusters)._build_model(
+            config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device), config["training"])
         n_samples = max(4 * self.batch_size, 512)
         images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         self.images = images.to(device)

@@ -33,7 +33,7 @@ from deepclust.engine.progress import Progress
 from deepclust.engine.run_folder import RunInterrupted, RunLog, StopRequest, check_free_space
 from deepclust.engine.schema import ENGINE_TRAINING_DEFAULTS
 from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
-from deepclust.engine.step import NonFiniteLossError, amp_enabled, train_batch
+from deepclust.engine.step import NonFiniteLossError, amp_enabled, apply_memory_format, train_batch
 from deepclust.evaluation import evaluate_clustering, format_metrics
 
 #: Datasets up to this size are moved to the GPU once instead of batch by batch.
@@ -131,9 +131,7 @@ class Trainer:
             images = images.to(device)
         self.images = images
 
-        model.to(device)
-        if training.get("channels_last", False):
-            model.to(memory_format=torch.channels_last)  # NHWC convolution weights: faster convolutions
+        apply_memory_format(model.to(device), training)
         self.step_module = model.training_step
         if self.distributed:
             distributed.convert_batch_norm(model)

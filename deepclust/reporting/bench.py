@@ -37,7 +37,7 @@ from deepclust.cluster import consensus
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
-from deepclust.ensemble import write_labels
+from deepclust.ensemble import ensemble_runs, read_labels, write_labels
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
 from deepclust.evaluation.embedding_quality import embedding_quality
@@ -337,8 +337,6 @@ def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int
     """``--ensemble``: the consensus (:func:`deepclust.ensemble.ensemble_runs`) of the deep
     methods' finished runs of ``seed`` (with ``held_out``: of their labels of the held-out images);
     None when fewer than two finished."""
-    from deepclust.ensemble import ensemble_runs
-
     members = {r["run_dir"]: r["method"] for r in records
                if r["kind"] == "method" and r["seed"] == seed and r["status"] == "ok" and r["method"] != "ensemble"}
     if len(members) < 2:
@@ -360,8 +358,6 @@ def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int
 def held_out_consensus(runs: list[str], held_out: ImageDataset, out: Path, n_clusters: int, seed: int) -> dict:
     """The consensus of the runs' labels of the held-out images (their ``held-out-labels.csv``), scored
     and written to ``out``; its metrics."""
-    from deepclust.ensemble import read_labels
-
     started = time.perf_counter()
     result = consensus([read_labels(Path(run) / HELD_OUT_LABELS) for run in runs], n_clusters, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
