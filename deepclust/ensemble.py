@@ -76,20 +76,24 @@ def read_labels(path: Path) -> np.ndarray:
     return np.array([int(row["label"]) for row in sorted(rows, key=lambda row: int(row["index"]))], dtype=np.int64)
 
 
-def read_member(run: str | Path) -> Member:
-    """The labels of run folder ``run``: from its model.pt, else (an ensemble's folder) its labels.csv."""
+def read_member(run: str | Path, labels_file: str | None = None) -> Member:
+    """The labels of run folder ``run``: from its model.pt, else (an ensemble's folder) its labels.csv;
+    with ``labels_file``, the labels that file of the folder holds (other images than the training ones)."""
     run = Path(run)
     if (run / "model.pt").is_file():
         state = load_checkpoint(run / "model.pt")
-        if state.get("labels") is None:
+        if labels_file is not None:
+            labels = read_labels(run / labels_file)
+        elif state.get("labels") is None:
             raise ValueError(f"{run / 'model.pt'} holds no training labels (not written by `deepclust fit`)")
-        labels = np.asarray(state["labels"], dtype=np.int64)
+        else:
+            labels = np.asarray(state["labels"], dtype=np.int64)
         n_clusters = state.get("n_clusters") or state["params"]["n_clusters"]
         return Member(run, state["method"], labels, int(n_clusters))
-    if (run / LABELS_FILE).is_file():
-        labels = read_labels(run / LABELS_FILE)
+    if (run / (labels_file or LABELS_FILE)).is_file():
+        labels = read_labels(run / (labels_file or LABELS_FILE))
         return Member(run, "ensemble", labels, int(len(np.unique(labels))))
-    raise ValueError(f"{run} is not a fitted run folder: it has neither model.pt nor {LABELS_FILE}")
+    raise ValueError(f"{run} is not a fitted run folder: it has neither model.pt nor {labels_file or LABELS_FILE}")
 
 
 def common_source(runs: Sequence[Path]) -> dict:
@@ -122,21 +126,25 @@ def _ground_truth(source: dict, n_samples: int, data_root: str | None) -> tuple[
 
 def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None, *, n_clusters: int | None = None,
                   seed: int = 0, n_init: int = 10, data_root: str | None = None, device: str = "cpu",
-                  overwrite: bool = False) -> EnsembleResult:
+                  overwrite: bool = False, labels_file: str | None = None,
+                  truth: np.ndarray | None = None) -> EnsembleResult:
     """The consensus of the fitted ``runs`` (at least two run folders on the same data).
 
     n_clusters: K of the consensus (default: the members', when they agree); seed, n_init: of the
     k-means++ starts of :func:`deepclust.cluster.consensus`; data_root: where the members'
     dataset is loaded from for ACC/NMI/ARI (default: their data.json's); out_dir: where the
     ensemble's folder is written (None: nothing is written; a folder holding a run is refused
-    unless ``overwrite``).
+    unless ``overwrite``). labels_file: combine the labels this file of every run folder holds
+    (the bench's labels of held-out images) instead of the training labels; they are scored against
+    ``truth`` (the true labels of those images; None: not scored), and the consensus is written
+    to a file of that name.
     """
     started = time.perf_counter()
     runs = [Path(run) for run in runs]
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least two runs, got {len(runs)}")
     source = common_source(runs)
-    members = [read_member(run) for run in runs]
+    members = [read_member(run, labels_file) for run in runs]
     for member in members[1:]:
         if len(member.labels) != len(members[0].labels):
             raise ValueError(f"{member.run} labels {len(member.labels)} images, {members[0].run} labels "
@@ -147,7 +155,12 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
             raise ValueError(f"the runs have different numbers of clusters ({', '.join(map(str, counts))}); "
                              "give n_clusters (--n-clusters)")
         n_clusters = counts[0]
-    truth, dataset_name = _ground_truth(source, len(members[0].labels), data_root)
+    if labels_file is None:
+        truth, dataset_name = _ground_truth(source, len(members[0].labels), data_root)
+    else:
+        dataset_name = source.get("dataset")
+        if truth is not None and len(truth) != len(members[0].labels):
+            raise ValueError(f"{len(truth)} true labels for the {len(members[0].labels)} images of {labels_file}")
     partitions = [member.labels for member in members]
     result = consensus(partitions, n_clusters, seed=seed, n_init=n_init, device=device)
     listed = [{"run": str(member.run), "method": member.method, "objective": objective,
@@ -160,7 +173,7 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
                "seconds": round(time.perf_counter() - started, 2)}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir, overwrite=overwrite)
-        write_labels(folder / LABELS_FILE, result.labels)
+        write_labels(folder / (labels_file or LABELS_FILE), result.labels)
         shutil.copyfile(runs[0] / SOURCE_FILE, folder / SOURCE_FILE)
         settings = {"n_clusters": int(n_clusters), "seed": seed, "n_init": n_init, "objective": result.objective,
                     "members": listed}

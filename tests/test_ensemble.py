@@ -79,3 +79,22 @@ def test_ensemble_of_two_runs_from_the_command_line(tmp_path, capsys):
     assert len(read_labels(tmp_path / "ens" / "labels.csv")) == 200
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--n-clusters", "1"]) == 2
     assert "n_clusters must be an integer in [2, 200]" in capsys.readouterr().err
+
+
+def test_an_ensemble_of_labels_of_other_images(tmp_path):
+    """labels_file: the members' labels of other images (the bench's held-out ones) are combined and
+    scored against the given truth; the training labels play no part."""
+    truth = np.repeat(np.arange(3), 6)
+    runs = []
+    for name, permutation in (("a", [0, 1, 2]), ("b", [2, 0, 1]), ("c", [1, 2, 0])):
+        run = fake_run(tmp_path / name, np.zeros(40, dtype=int) + int(name == "b"))
+        write_labels(run / "held.csv", np.asarray(permutation)[truth])
+        runs.append(run)
+    result = ensemble_runs(runs, tmp_path / "ens", n_clusters=3, seed=0, n_init=2, labels_file="held.csv",
+                           truth=truth)
+    assert result.metrics["n_samples"] == 18 and result.metrics["acc"] == 1.0
+    assert [member["acc"] for member in result.members] == [1.0, 1.0, 1.0]
+    assert read_labels(tmp_path / "ens" / "held.csv").tolist() == result.labels.tolist()
+    assert not (tmp_path / "ens" / "labels.csv").exists()
+    with pytest.raises(ValueError, match="5 true labels for the 18 images of held.csv"):
+        ensemble_runs(runs, None, n_clusters=3, labels_file="held.csv", truth=truth[:5])

@@ -33,11 +33,10 @@ from typing import Callable
 import torch
 
 from deepclust.backbones import list_backbones
-from deepclust.cluster import consensus
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
-from deepclust.ensemble import ensemble_runs, read_labels, write_labels
+from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
 from deepclust.evaluation.embedding_quality import embedding_quality
@@ -345,25 +344,12 @@ def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int
               "preset": "consensus of the runs above", "seed": seed}
     out = runs_dir / f"ensemble-seed{seed}"
     try:
-        if held_out is None:
-            result = ensemble_runs(list(members), out, n_clusters=n_clusters, seed=seed, overwrite=True).metrics
-        else:
-            result = held_out_consensus(list(members), held_out, out, n_clusters, seed)
+        scored = {} if held_out is None else {"labels_file": HELD_OUT_LABELS, "truth": held_out.labels}
+        result = ensemble_runs(list(members), out, n_clusters=n_clusters, seed=seed, overwrite=True, **scored).metrics
     except Exception as error:  # the members' rows stand without it
         return {**record, "status": "failed", "note": _error_note(error), "run_dir": str(out)}
     return {**record, "status": "ok", "note": f"consensus J {result['objective']:.4f}",
             **_metric_fields(result), "train_seconds": result["seconds"], "run_dir": str(out)}
-
-
-def held_out_consensus(runs: list[str], held_out: ImageDataset, out: Path, n_clusters: int, seed: int) -> dict:
-    """The consensus of the runs' labels of the held-out images (their ``held-out-labels.csv``), scored
-    and written to ``out``; its metrics."""
-    started = time.perf_counter()
-    result = consensus([read_labels(Path(run) / HELD_OUT_LABELS) for run in runs], n_clusters, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    write_labels(out / HELD_OUT_LABELS, result.labels)
-    return {**evaluate_clustering(held_out.labels, result.labels, n_clusters), "n_samples": len(held_out),
-            "objective": result.objective, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def run_feature_baseline(record: dict, baseline: Baseline, dataset: ImageDataset, settings: BenchSettings,

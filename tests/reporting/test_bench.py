@@ -240,6 +240,8 @@ def test_bench_scores_a_class_subset_on_held_out_images(tmp_path, capsys):
         if run["method"] != "ensemble":
             trained = json.loads((Path(run["run_dir"]) / "metrics.json").read_text())
             assert run["fit_acc"] == pytest.approx(trained["acc"]) and trained["n_samples"] == 90
+    consensus = json.loads((Path(runs_by_name["ensemble (toy + hardreg)"]["run_dir"]) / "metrics.json").read_text())
+    assert consensus["n_samples"] == 60 and consensus["acc"] == runs_by_name["ensemble (toy + hardreg)"]["acc"]
     assert runs_by_name["k-means (pixels)"]["acc"] > 0.9  # the bands separate the held-out images too
     assert runs_by_name["toy"]["supervised_knn_acc"] is not None
     assert main(base + ["--held-out", "test", "--methods", "toy", "--baselines", "none"]) == 2
