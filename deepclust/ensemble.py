@@ -90,10 +90,11 @@ def read_member(run: str | Path, labels_file: str | None = None) -> Member:
             labels = np.asarray(state["labels"], dtype=np.int64)
         n_clusters = state.get("n_clusters") or state["params"]["n_clusters"]
         return Member(run, state["method"], labels, int(n_clusters))
-    if (run / (labels_file or LABELS_FILE)).is_file():
-        labels = read_labels(run / (labels_file or LABELS_FILE))
+    listed = run / (labels_file or LABELS_FILE)
+    if listed.is_file():
+        labels = read_labels(listed)
         return Member(run, "ensemble", labels, int(len(np.unique(labels))))
-    raise ValueError(f"{run} is not a fitted run folder: it has neither model.pt nor {labels_file or LABELS_FILE}")
+    raise ValueError(f"{run} is not a fitted run folder: it has neither model.pt nor {listed.name}")
 
 
 def common_source(runs: Sequence[Path]) -> dict:
