@@ -497,14 +497,16 @@ def command_bench(args) -> int:
                           ("--imbalance", settings.imbalance or None),
                           ("--data-root", args.data_root), ("--n-clusters", args.n_clusters),
                           ("--baseline-image-size", args.baseline_image_size),
-                          ("--kmeans-n-init", args.kmeans_n_init), ("--device", args.device), ("--out", args.out)):
-        defaults = {"--split": "all", "--kmeans-n-init": 10, "--device": "auto"}
+                          ("--kmeans-n-init", args.kmeans_n_init), ("--device", args.device), ("--out", args.out),
+                          ("--runs-dir", args.runs_dir)):
+        defaults = {"--split": "all", "--kmeans-n-init": 10, "--device": "auto", "--out": "benchmarks/results"}
         if value is not None and defaults.get(option) != value:
             words += [option, str(value)]
     if args.no_embedding_quality:
         words.append("--no-embedding-quality")
     words += [] if args.refine is None else ["--refine", *args.refine]
     words += ["--ensemble"] if args.ensemble else []
+    words += ["--resume"] if args.resume else []
     paths = run_benchmark(settings, command=shlex.join(words), log=lambda text: print(text, flush=True))
     print("wrote " + ", ".join(map(str, paths)))
     return 0

@@ -138,12 +138,15 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
     unless ``overwrite``). labels_file: combine the labels this file of every run folder holds
     (the bench's labels of held-out images) instead of the training labels; they are scored against
     ``truth`` (the true labels of those images; None: not scored), and the consensus is written
-    to a file of that name.
+    to a file of that name (``truth`` without ``labels_file`` is refused).
     """
     started = time.perf_counter()
     runs = [Path(run) for run in runs]
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least two runs, got {len(runs)}")
+    if truth is not None and labels_file is None:
+        raise ValueError("truth scores the labels of labels_file, and no labels_file was given (the members' "
+                         "training labels are scored against their own dataset's)")
     source = common_source(runs)
     members = [read_member(run, labels_file) for run in runs]
     for member in members[1:]:

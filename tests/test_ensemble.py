@@ -98,3 +98,5 @@ def test_an_ensemble_of_labels_of_other_images(tmp_path):
     assert not (tmp_path / "ens" / "labels.csv").exists()
     with pytest.raises(ValueError, match="5 true labels for the 18 images of held.csv"):
         ensemble_runs(runs, None, n_clusters=3, labels_file="held.csv", truth=truth[:5])
+    with pytest.raises(ValueError, match="truth scores the labels of labels_file, and no labels_file was given"):
+        ensemble_runs(runs, None, n_clusters=3, truth=truth)

@@ -4,9 +4,12 @@ CPU: the peak resident set size (RSS) reached inside the block minus the RSS whe
 i.e. the extra memory the block needed on top of what the process already held (the dataset,
 for a benchmark). On Linux the kernel's high-water mark (``VmHWM``) is reset to the current RSS
 at the start by writing ``5`` to ``/proc/self/clear_refs``, so every block is measured on its
-own. Where that is impossible the growth of ``resource.getrusage().ru_maxrss`` is used; that
-value only grows, so a block peaking below an earlier block of the same process reads 0 (the
-result's ``kind`` says which measurement was used).
+own. Before that, the heap memory earlier blocks freed is handed back to the system (glibc's
+``malloc_trim``, where the C library has it): otherwise a block would reuse pages the process
+already holds, and its allocations would not raise the resident set at all. Where the reset is
+impossible the growth of ``resource.getrusage().ru_maxrss`` is used; that value only grows, so a
+block peaking below an earlier block of the same process reads 0 (the result's ``kind`` says
+which measurement was used).
 
 CUDA: ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (tensor
 memory allocated by PyTorch; the caching allocator's reserve and the CUDA context are not
@@ -14,6 +17,8 @@ counted).
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import re
 import sys
 from pathlib import Path
@@ -33,7 +38,16 @@ def _status_kib(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _return_freed_heap_to_the_system() -> None:
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # no glibc (macOS, Windows, musl without the symbol)
+        pass
+
+
 def _reset_high_water_mark() -> bool:
+    _return_freed_heap_to_the_system()
     try:
         _CLEAR_REFS.write_text("5")
     except OSError:

@@ -73,6 +73,7 @@ def test_bench_aggregates_seeds_against_every_baseline(tmp_path, capsys):
     printed = capsys.readouterr().out
     data = json.loads((out / "digits.json").read_text())
     assert data["baselines"] == ["kmeans", "umap-gmm", "ae-umap-gmm"] and "--baselines all" in data["command"]
+    assert "--resume" not in data["command"]
     names = ["toy", "k-means (pixels)", "UMAP + GMM (pixels)", "AE + UMAP + GMM (N2D)"]
     assert [row["name"] for row in data["rows"]] == names
     for row in data["rows"]:
@@ -188,12 +189,23 @@ def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(
     assert main(argv + ["--resume"]) == 0
     printed = capsys.readouterr().out
     assert "toy-seed0: finished earlier, kept (--resume)" in printed and "kmeans-pixels-seed0: finished" not in printed
-    again = json.loads((out / "digits.json").read_text())["runs"]
-    assert again[0] == first[0] and (runs / "kmeans-pixels-seed0" / "model.pt").is_file()
+    again = json.loads((out / "digits.json").read_text())
+    assert again["runs"][0] == first[0] and (runs / "kmeans-pixels-seed0" / "model.pt").is_file()
+    # the recorded command says which run folder the kept rows come from
+    assert again["command"].endswith(f"--out {out} --runs-dir {runs} --no-embedding-quality --resume")
     toy_log = runs / "toy-seed0" / "log.jsonl"
     starts = toy_log.read_text().count('"event": "start"')
     assert main(argv + ["--overwrite"]) == 0
     assert toy_log.read_text().count('"event": "start"') == starts == 1  # run again in a cleared folder
+
+
+def test_bench_records_no_default_out_in_its_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--dataset", "digits", "--methods", "toy", "--baselines", "none", "--budget-minutes", "0.01",
+                 "--seeds", "0", "--subset", "100", "--no-embedding-quality", "--device", "cpu"]) == 0
+    command = json.loads((tmp_path / "benchmarks" / "results" / "digits.json").read_text())["command"]
+    assert command == ("deepclust bench --dataset digits --methods toy --baselines none --budget-minutes 0.01 "
+                       "--seeds 0 --subset 100 --device cpu --no-embedding-quality")
 
 
 def _write_fashion_mnist(folder, n_train: int, n_test: int) -> dict:
