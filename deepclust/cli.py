@@ -499,8 +499,7 @@ def command_bench(args) -> int:
                           ("--baseline-image-size", args.baseline_image_size),
                           ("--kmeans-n-init", args.kmeans_n_init), ("--device", args.device), ("--out", args.out),
                           ("--runs-dir", args.runs_dir)):
-        defaults = {"--split": "all", "--kmeans-n-init": 10, "--device": "auto", "--out": "benchmarks/results"}
-        if value is not None and defaults.get(option) != value:
+        if value is not None and value != getattr(BenchSettings, option[2:].replace("-", "_")):
             words += [option, str(value)]
     if args.no_embedding_quality:
         words.append("--no-embedding-quality")

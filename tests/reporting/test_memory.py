@@ -12,7 +12,6 @@ def _measure_in_a_fresh_interpreter(code: str) -> tuple[str, float]:
 
 
 def test_peak_memory_sees_an_allocation():
-    """Measured in a fresh interpreter, so that no earlier test's memory is in play."""
     kind, megabytes = _measure_in_a_fresh_interpreter(
         "import numpy as np\n"
         "from deepclust.reporting.memory import PeakMemory\n"
