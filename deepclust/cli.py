@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2); the table shows "
                                                         "mean ± sample sd, the JSON every run")
     bench.add_argument("--preset", help="preset of every deep method (default: cpu-fashion-mnist)")
-    bench.add_argument("--out", default="benchmarks/results", help="folder of <dataset>.md/.csv/.json")
+    bench.add_argument("--out", help="folder of <dataset>.md/.csv/.json (default: benchmarks/results)")
     bench.add_argument("--runs-dir", help="folder of the run folders (default: runs/bench-<dataset>-<time>)")
     bench.add_argument("--n-clusters", type=int, help="number of clusters (default: the dataset's classes)")
     bench.add_argument("--baselines", default="all",
@@ -150,10 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "old spellings: pixels = kmeans, <backbone> = kmeans-<backbone>")
     bench.add_argument("--baseline-image-size", type=int,
                        help="resize images to this size for the backbone baselines (a backbone's minimum size)")
-    bench.add_argument("--kmeans-n-init", type=int, default=10, help="k-means restarts of the k-means baselines")
+    bench.add_argument("--kmeans-n-init", type=int, help="k-means restarts of the k-means baselines (default: 10)")
     bench.add_argument("--no-embedding-quality", action="store_true",
                        help="skip the kNN and linear-probe accuracies of the embeddings (which use the labels)")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    bench.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     bench.add_argument("--verbose", action="store_true", help="progress bars of the deep methods")
     bench.add_argument("--resume", action="store_true",
                        help="--runs-dir holds an earlier run of this benchmark: keep its finished runs (their rows "
@@ -484,11 +484,12 @@ def command_bench(args) -> int:
         dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
         preset=args.preset, subset=args.subset, split=args.split, classes=args.classes, held_out=args.held_out,
         imbalance=getattr(args, "imbalance", 0) or 0,
-        data_root=args.data_root, out=args.out,
-        runs_dir=args.runs_dir, device=args.device, n_clusters=args.n_clusters, baselines=args.baselines,
-        baseline_image_size=args.baseline_image_size, kmeans_n_init=args.kmeans_n_init,
+        data_root=args.data_root, runs_dir=args.runs_dir, n_clusters=args.n_clusters, baselines=args.baselines,
+        baseline_image_size=args.baseline_image_size,
         embedding_quality=not args.no_embedding_quality, refine=_refine_overrides(args.refine), ensemble=args.ensemble,
-        verbose=args.verbose, resume=args.resume, overwrite=args.overwrite)
+        verbose=args.verbose, resume=args.resume, overwrite=args.overwrite,
+        **{field: value for field, value in (("out", args.out), ("device", args.device),
+                                             ("kmeans_n_init", args.kmeans_n_init)) if value is not None})
     words = ["deepclust", "bench", "--dataset", args.dataset, "--methods", args.methods, "--baselines", args.baselines,
              "--budget-minutes", f"{args.budget_minutes:g}", "--seeds", ",".join(map(str, seeds))]
     for option, value in (("--preset", args.preset), ("--subset", args.subset), ("--split", args.split),
