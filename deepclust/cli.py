@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--refine", nargs="*", metavar="KEY=VALUE",
                        help="train each deep method with the refine stage, its refine.KEY set to VALUE (e.g. "
                             "--refine epochs=5 max_minutes=3): rows 'M' (before) and 'M + refine' (after)")
+    bench.add_argument("--readout", nargs="*", metavar="KEY=VALUE",
+                       help="add a row 'M + UMAP-GMM' per deep method: UMAP + GMM on the run's embeddings instead "
+                            "of its own labels, KEY an option of UMAP + GMM (e.g. --readout n_components=10 "
+                            "metric=cosine); the same training as row 'M'")
     bench.add_argument("--held-out", metavar="SPLIT",
                        help="score every run on this split's images, which it never trained on (with --split "
                             "train: --held-out test); results <dataset>-held-out-<SPLIT>.md/.csv/.json")
@@ -476,6 +480,23 @@ def _refine_overrides(assignments: list[str] | None) -> dict | None:
     return overrides
 
 
+def _readout_options(assignments: list[str] | None) -> dict | None:
+    """``bench --readout KEY=VALUE ...`` as UMAP + GMM options, checked before any training."""
+    if assignments is None:
+        return None
+    from deepclust.cluster.umap_gmm import UmapGmm, import_umap
+
+    options: dict = {}
+    for assignment in assignments:
+        options.update(parse_assignment(assignment))
+    try:
+        UmapGmm(2, **options)
+    except ValueError as error:
+        raise CommandError(f"--readout: {error}") from None
+    import_umap()  # a missing extra must not surface after the whole budget
+    return options
+
+
 def command_bench(args) -> int:
     from deepclust.reporting.bench import BenchSettings, run_benchmark
 
@@ -486,7 +507,8 @@ def command_bench(args) -> int:
         imbalance=getattr(args, "imbalance", 0) or 0,
         data_root=args.data_root, runs_dir=args.runs_dir, n_clusters=args.n_clusters, baselines=args.baselines,
         baseline_image_size=args.baseline_image_size,
-        embedding_quality=not args.no_embedding_quality, refine=_refine_overrides(args.refine), ensemble=args.ensemble,
+        embedding_quality=not args.no_embedding_quality, refine=_refine_overrides(args.refine),
+        readout=_readout_options(args.readout), ensemble=args.ensemble,
         verbose=args.verbose, resume=args.resume, overwrite=args.overwrite,
         **{field: value for field, value in (("out", args.out), ("device", args.device),
                                              ("kmeans_n_init", args.kmeans_n_init)) if value is not None})
@@ -505,6 +527,7 @@ def command_bench(args) -> int:
     if args.no_embedding_quality:
         words.append("--no-embedding-quality")
     words += [] if args.refine is None else ["--refine", *args.refine]
+    words += [] if args.readout is None else ["--readout", *args.readout]
     words += ["--ensemble"] if args.ensemble else []
     words += ["--resume"] if args.resume else []
     paths = run_benchmark(settings, command=shlex.join(words), log=lambda text: print(text, flush=True))

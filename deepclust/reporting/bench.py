@@ -33,6 +33,7 @@ from typing import Callable
 import torch
 
 from deepclust.backbones import list_backbones
+from deepclust.cluster.umap_gmm import UmapGmm
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
@@ -80,6 +81,7 @@ class BenchSettings:
     overwrite: bool = False  #: run again the jobs whose run folders already hold runs
     resume: bool = False  #: keep the finished runs already in the run folders (their earlier rows)
     refine: dict | None = None  # the deep methods' ``refine`` section overrides (None: no refine stage)
+    readout: dict | None = None  #: UMAP + GMM options of each deep method's ``+ UMAP-GMM`` row (None: no such row)
     ensemble: bool = False
     verbose: bool = False
 
@@ -307,10 +309,37 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
                     device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose, **refine)
     fields = _fit(estimator, dataset, settings, run_dir, device, held_out)
     metrics = estimator.metrics_
+    if settings.readout is not None and kind == "method":
+        fields["readout"] = _readout_fields(estimator, dataset, settings.readout, n_clusters, seed, held_out)
     return {**record, **fields, "train_seconds": metrics.get("train_seconds"),
             "images_per_second": metrics.get("images_per_second"), "epochs": metrics.get("epochs"),
             "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
             **{key: metrics[key] for key in ("before_refine", "refine") if key in metrics}}
+
+
+def _readout_fields(estimator, dataset: ImageDataset, options: dict, n_clusters: int, seed: int,
+                    held_out: ImageDataset | None = None) -> dict:
+    """``--readout``: UMAP + GMM (:class:`~deepclust.cluster.umap_gmm.UmapGmm`, N2D's clustering step)
+    fitted on the run's embeddings of its training images, in place of the method's own labels: the
+    scores of those labels (with ``held_out``: of UMAP + GMM's ``predict`` on the held-out images'
+    embeddings, the training images' kept as ``fit_*``) and the seconds it took. A failure becomes
+    a note; the method's own row stands."""
+    started = time.perf_counter()
+    try:
+        embeddings = getattr(estimator, "embedding_", None)
+        if embeddings is None:
+            embeddings = estimator.transform(dataset)
+        clustering = UmapGmm(n_clusters, seed=seed, **options)
+        labels = clustering.fit_predict(embeddings)
+        scores = evaluate_clustering(dataset.labels, labels, n_clusters)
+        if held_out is not None:
+            trained = {f"fit_{key}": scores.get(key) for key in ("acc", "nmi", "ari")}
+            held_out_labels = clustering.predict(estimator.transform(held_out))
+            scores = {**evaluate_clustering(held_out.labels, held_out_labels, n_clusters),
+                      **trained, "n_samples": len(held_out)}
+    except Exception as error:
+        return {"status": "failed", "note": f"UMAP + GMM readout failed: {_error_note(error)}"}
+    return {"status": "ok", "n_samples": len(dataset), **scores, "seconds": time.perf_counter() - started}
 
 
 def refined_rows(record: dict) -> list[dict]:
@@ -329,6 +358,25 @@ def refined_rows(record: dict) -> list[dict]:
                "note": f"{stage['epochs']} refine epochs ({stage['stop_reason']}) after the method's "
                        f"{record.get('epochs')}; {record.get('note') or ''}".rstrip("; ")}
     return [unrefined, refined]
+
+
+def readout_rows(record: dict) -> list[dict]:
+    """A method benchmarked with ``--readout`` gives, besides its own row, ``<row> + UMAP-GMM``: the
+    same run and embeddings, labelled by UMAP + GMM on them (:func:`_readout_fields`); its time adds
+    the readout's to the training's. Any other record is its own row."""
+    readout = record.pop("readout", None)
+    if readout is None:
+        return [record]
+    name = f"{record['name']} + UMAP-GMM"
+    if readout["status"] != "ok":
+        return [record, {**{key: record[key] for key in ("kind", "method", "preset", "seed", "run_dir")},
+                         "name": name, "status": "failed", "note": readout["note"]}]
+    scored = {key: readout.get(key) for key in ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share",
+                                                "n_samples", "fit_acc", "fit_nmi", "fit_ari") if key in readout}
+    return [record, {**record, **scored, "name": name,
+                     "train_seconds": (record.get("train_seconds") or 0) + readout["seconds"],
+                     "note": f"UMAP + GMM on the embeddings ({readout['seconds']:.0f} s) after the method's "
+                             f"{record.get('epochs')} epochs; {record.get('note') or ''}".rstrip("; ")}]
 
 
 def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int,
@@ -406,7 +454,8 @@ def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Pa
 def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings, dataset: ImageDataset,
             run_dir: Path, n_clusters: int, device: torch.device, log: Callable[[str], None],
             held_out: ImageDataset | None = None) -> list[dict]:
-    """One run of the benchmark (a deep method, or a baseline): its rows (two with ``--refine``), logged;
+    """One run of the benchmark (a deep method, or a baseline): its rows (one more with ``--refine``, one
+    more with ``--readout``), logged;
     scored on ``held_out`` when given."""
     started = time.perf_counter()
     named = job_record(name, baseline, seed, settings)
@@ -418,6 +467,7 @@ def run_job(name: str, baseline: Baseline | None, seed: int, settings: BenchSett
     except Exception as error:  # one broken method must not stop the benchmark
         record = {**named, "status": "failed", "note": _error_note(error), "run_dir": str(run_dir)}
     rows = refined_rows(record)
+    rows[-1:] = readout_rows(rows[-1])  # the readout labels the final (refined) network's embeddings
     for row in rows:
         log(_run_line(row, time.perf_counter() - started))
     return rows
@@ -471,6 +521,11 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
                              f"(docs/REFINE_AND_ENSEMBLE.md; `refine` settings {settings.refine or 'the defaults'}, "
                              "its time budget `refine.max_minutes` apart from the method's): its row holds the "
                              "metrics before refinement, its `+ refine` row those after.")
+    if settings.readout is not None:
+        meta["notes"].append("`<method> + UMAP-GMM`: the same run as the method's row, its embeddings of the "
+                             "training images (its `transform`) clustered by UMAP + GMM (N2D's clustering step; "
+                             f"options {settings.readout or 'the defaults'}, seeded with the run's seed) instead of "
+                             "the method's own labels; its time adds the readout's to the training's.")
     if settings.ensemble:
         meta["notes"].append("`ensemble (...)`: the consensus (K-means-based consensus clustering) of that seed's "
                              "deep-method runs" + (" (refined)" if settings.refine is not None else "") + "; its time is the "

@@ -8,7 +8,9 @@ import pytest
 from support import write_idx
 from toy_method import ToyModel
 
+from deepclust import load_dataset, load_estimator
 from deepclust.cli import build_parser, main
+from deepclust.cluster.umap_gmm import UmapGmm
 from deepclust.ensemble import read_labels
 from deepclust.evaluation import cluster_accuracy
 from deepclust.reporting.bench import parse_baseline, resolve_baselines, resolve_methods
@@ -170,6 +172,56 @@ def test_bench_refine_rows_and_ensemble_row(tmp_path, capsys):
     assert main(["bench", "--dataset", "digits", "--budget-minutes", "1", "--refine", "epochz=2",
                  "--out", str(tmp_path)]) == 2
     assert "unknown configuration key 'refine.epochz'" in capsys.readouterr().err
+
+
+def test_bench_readout_rows_cluster_each_runs_embeddings_by_umap_gmm(tmp_path, capsys):
+    """--readout: one training per method gives its own row and ``M + UMAP-GMM``, whose labels are UMAP
+    + GMM fitted on that run's embeddings of the benchmarked images (recomputed here from its model.pt)."""
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    assert main(["bench", "--dataset", "digits", "--subset", "400", "--methods", "toy,hardreg", "--baselines", "none",
+                 "--budget-minutes", "0.05", "--seeds", "0", "--readout", "n_components=4", "n_neighbors=10",
+                 "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]) == 0
+    data = json.loads((out / "digits.json").read_text())
+    rows = {run["name"]: run for run in data["runs"]}
+    assert set(rows) == {"toy", "toy + UMAP-GMM", "hardreg", "hardreg + UMAP-GMM"}
+    images = load_dataset("digits").sample(400, 0)
+    for method in ("toy", "hardreg"):
+        own, readout = rows[method], rows[f"{method} + UMAP-GMM"]
+        assert readout["status"] == "ok" and readout["run_dir"] == own["run_dir"] and readout["epochs"] == own["epochs"]
+        assert own["acc"] == pytest.approx(json.loads((runs / f"{method}-seed0" / "metrics.json").read_text())["acc"])
+        embeddings = load_estimator(runs / f"{method}-seed0" / "model.pt").transform(images)
+        labels = UmapGmm(10, seed=0, n_components=4, n_neighbors=10).fit_predict(embeddings)
+        assert readout["acc"] == pytest.approx(cluster_accuracy(images.labels, labels))
+        assert readout["train_seconds"] > own["train_seconds"]
+        assert readout["supervised_knn_acc"] == own["supervised_knn_acc"]  # the same embeddings
+    page = (out / "digits.md").read_text()
+    assert "--readout n_components=4 n_neighbors=10" in data["command"] and "clustered by UMAP + GMM" in page
+    assert main(["bench", "--dataset", "digits", "--budget-minutes", "1", "--readout", "n_components=0",
+                 "--out", str(tmp_path)]) == 2
+    assert "--readout: UMAP+GMM option n_components must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(["bench", "--dataset", "digits", "--budget-minutes", "1", "--readout", "neighbours=5",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown UMAP+GMM option(s) neighbours" in capsys.readouterr().err
+
+
+def test_bench_readout_follows_refinement_and_scores_held_out_images(tmp_path):
+    """With --refine the readout row labels the refined network's embeddings; with --held-out it places
+    the held-out images' embeddings with UMAP's transform and keeps the training scores as fit_*."""
+    out = tmp_path / "results"
+    assert main(["bench", "--dataset", "digits", "--subset", "300", "--methods", "toy", "--baselines", "none",
+                 "--budget-minutes", "0.02", "--seeds", "0", "--refine", "epochs=1", "--readout", "n_neighbors=10",
+                 "--out", str(out), "--runs-dir", str(tmp_path / "refined"), "--device", "cpu"]) == 0
+    names = [run["name"] for run in json.loads((out / "digits.json").read_text())["runs"]]
+    assert names == ["toy", "toy + refine", "toy + refine + UMAP-GMM"]
+    _write_fashion_mnist(tmp_path / "fashion-mnist", n_train=300, n_test=200)
+    assert main(["bench", "--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--split", "train",
+                 "--held-out", "test", "--methods", "toy", "--baselines", "none", "--budget-minutes", "0.02",
+                 "--seeds", "0", "--readout", "n_neighbors=10", "--out", str(out),
+                 "--runs-dir", str(tmp_path / "held-out"), "--device", "cpu"]) == 0
+    runs = {run["name"]: run for run in json.loads((out / "fashion-mnist-held-out-test.json").read_text())["runs"]}
+    readout = runs["toy + UMAP-GMM"]
+    assert readout["status"] == "ok" and readout["n_samples"] == 200 and readout["fit_acc"] is not None
+    assert readout["acc"] > 0.9 and readout["fit_acc"] > 0.9  # the bands of the fake images separate
 
 
 def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(tmp_path, capsys):
