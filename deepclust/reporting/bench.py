@@ -33,7 +33,7 @@ from typing import Callable
 import torch
 
 from deepclust.backbones import list_backbones
-from deepclust.cluster.umap_gmm import UmapGmm
+from deepclust.cluster.umap_gmm import UmapGmm, import_umap
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import resolve_device
@@ -480,6 +480,12 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         raise ValueError(f"--budget-minutes must be a positive number of minutes, got {settings.budget_minutes}")
     if not settings.seeds:
         raise ValueError("--seeds is empty; give e.g. --seeds 0 or --seeds 0,1,2")
+    if settings.readout is not None:  # before any training: a bad option or a missing extra
+        try:
+            UmapGmm(2, **settings.readout)
+        except ValueError as error:
+            raise ValueError(f"--readout: {error}") from None
+        import_umap()
     methods, named_baselines = resolve_methods(settings.methods)
     baselines = resolve_baselines(settings.baselines)
     baselines += [b for b in resolve_baselines(named_baselines) if b not in baselines]
