@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--readout", nargs="*", metavar="KEY=VALUE",
                        help="add a row 'M + UMAP-GMM' per deep method: UMAP + GMM on the run's embeddings instead "
                             "of its own labels, KEY an option of UMAP + GMM (e.g. --readout n_components=10 "
-                            "metric=cosine); the same training as row 'M'")
+                            "metric=cosine); the same training as row 'M'. With --resume, kept runs get theirs from "
+                            "their model.pt, without training again")
     bench.add_argument("--held-out", metavar="SPLIT",
                        help="score every run on this split's images, which it never trained on (with --split "
                             "train: --held-out test); results <dataset>-held-out-<SPLIT>.md/.csv/.json")

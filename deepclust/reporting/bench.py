@@ -11,7 +11,13 @@ mean ACC beats the best baseline's by more than the seeds' spread
 (:func:`deepclust.reporting.table.compare_with_best_baseline`).
 
 Every run keeps its folder (config, log, metrics, model, data.json) under ``runs_dir``; the table
-is rewritten after every run, so an interrupted benchmark still leaves the finished rows.
+is rewritten after every run, so an interrupted benchmark still leaves the finished rows, and
+``resume`` keeps the finished runs (:func:`claim_run_folders`).
+
+Rows beside a deep method's own, from the same training: ``refine`` (``<method> + refine``, after
+the self-labelling stage), ``readout`` (``<method> + UMAP-GMM``, its embeddings clustered by UMAP +
+GMM; a kept run gets its readout row from its ``model.pt``, :func:`resumed_rows`) and ``ensemble``
+(the consensus of each seed's deep runs).
 
 Two checks that a recipe holds beyond the full table: ``classes`` benchmarks a class subset (its own
 K), and ``held_out`` (a split, with ``split="train"``) scores every run on images it never trained
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from deepclust.backbones import list_backbones
@@ -41,7 +48,7 @@ from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
 from deepclust.evaluation.embedding_quality import embedding_quality
-from deepclust.methods import DeepClusterer, get_method, list_methods
+from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator
 from deepclust.methods.features import PIXELS
 from deepclust.reporting.memory import PeakMemory
 from deepclust.reporting.table import (
@@ -188,6 +195,12 @@ def machine_description(device: torch.device) -> str:
 
 #: The file of a run's labels of the held-out images (index,label).
 HELD_OUT_LABELS = "held-out-labels.csv"
+#: The readout's labels in a run folder: of the training images, and of the held-out ones.
+READOUT_LABELS, HELD_OUT_READOUT_LABELS = "umap-gmm-labels.csv", "held-out-umap-gmm-labels.csv"
+#: The training scores a held-out row keeps as ``fit_<score>``.
+FIT_SCORES = ("acc", "nmi", "ari")
+#: How a readout row's name ends (``--readout``).
+READOUT_SUFFIX = " + UMAP-GMM"
 
 
 def load_bench_data(settings: BenchSettings) -> ImageDataset:
@@ -237,47 +250,63 @@ def _metric_fields(metrics: dict) -> dict:
     return {key: metrics.get(key) for key in keys}
 
 
-def _quality_fields(estimator, dataset: ImageDataset, settings: BenchSettings, device: torch.device,
-                   trained_on: bool = True) -> dict:
-    """The labelled scores of the run's embeddings of ``dataset`` (``embedding_`` if the estimator keeps
-    those of its training images and ``trained_on``, else ``transform``); a failure becomes a note, the
-    run stays ``ok``."""
+def _embeddings_once(estimator, training: ImageDataset) -> Callable[[ImageDataset], np.ndarray]:
+    """The fitted ``estimator``'s embeddings of an image set, computed once per set, so that the labelled
+    embedding scores and the readout take the same; of its ``training`` images ``embedding_`` where the
+    estimator keeps them, else ``transform``."""
+    computed: dict[int, np.ndarray] = {}
+
+    def embeddings(dataset: ImageDataset) -> np.ndarray:
+        if id(dataset) not in computed:
+            kept = getattr(estimator, "embedding_", None) if dataset is training else None
+            computed[id(dataset)] = estimator.transform(dataset) if kept is None else kept
+        return computed[id(dataset)]
+    return embeddings
+
+
+def _quality_fields(embeddings: Callable[[ImageDataset], np.ndarray], dataset: ImageDataset,
+                    settings: BenchSettings, device: torch.device) -> dict:
+    """The labelled scores of the run's ``embeddings`` of ``dataset``; a failure becomes a note, the run
+    stays ``ok``."""
     if not settings.embedding_quality or dataset.labels is None:
         return {}
     try:
-        embeddings = getattr(estimator, "embedding_", None) if trained_on else None
-        if embeddings is None:
-            embeddings = estimator.transform(dataset)
-        return embedding_quality(embeddings, dataset.labels, seed=PROBE_SEED, device=device)
+        return embedding_quality(embeddings(dataset), dataset.labels, seed=PROBE_SEED, device=device)
     except Exception as error:  # the clustering result stands without these scores
         return {"quality_note": f"embedding quality failed: {_error_note(error)}"}
 
 
 def _held_out_fields(estimator, held_out: ImageDataset, settings: BenchSettings, run_dir: Path,
-                     device: torch.device) -> dict:
+                     device: torch.device, embeddings: Callable[[ImageDataset], np.ndarray]) -> dict:
     """The scores of a fitted run on the held-out images (their labels also written to the run folder,
     for the ensemble), its scores on the training images kept as ``fit_*``."""
     labels = estimator.predict(held_out)
     write_labels(run_dir / HELD_OUT_LABELS, labels)
-    trained = {f"fit_{key}": estimator.metrics_.get(key) for key in ("acc", "nmi", "ari")}
+    trained = {f"fit_{key}": estimator.metrics_.get(key) for key in FIT_SCORES}
     scores = evaluate_clustering(held_out.labels, labels, estimator.n_clusters)
     return {**_metric_fields({**scores, "n_samples": len(held_out)}), **trained,
-            **_quality_fields(estimator, held_out, settings, device, trained_on=False)}
+            **_quality_fields(embeddings, held_out, settings, device)}
 
 
 def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Path, device: torch.device,
-         held_out: ImageDataset | None = None) -> dict:
+         held_out: ImageDataset | None = None, readout: dict | None = None) -> dict:
     """Fit with peak-memory measurement; the fields every finished run records, scored on ``held_out``
-    when given."""
+    when given; with ``readout`` (UMAP + GMM options) also the run's ``readout`` (:func:`_readout_fields`),
+    from the same embeddings."""
     write_source(run_dir, dataset)
     with PeakMemory(device) as peak:
         estimator.fit(dataset)
-    scores = ({**_metric_fields(estimator.metrics_), **_quality_fields(estimator, dataset, settings, device)}
-              if held_out is None else _held_out_fields(estimator, held_out, settings, run_dir, device))
+    embeddings = _embeddings_once(estimator, dataset)
+    scores = ({**_metric_fields(estimator.metrics_), **_quality_fields(embeddings, dataset, settings, device)}
+              if held_out is None else _held_out_fields(estimator, held_out, settings, run_dir, device, embeddings))
     note = scores.pop("quality_note", "")
-    return {"status": "ok", "note": note, **scores,
-            "peak_memory_mb": peak.megabytes, "memory_kind": peak.kind,
-            "device": estimator.metrics_.get("device", str(device)), "run_dir": str(run_dir)}
+    fields = {"status": "ok", "note": note, **scores,
+              "peak_memory_mb": peak.megabytes, "memory_kind": peak.kind,
+              "device": estimator.metrics_.get("device", str(device)), "run_dir": str(run_dir)}
+    if readout is not None:
+        fields["readout"] = _readout_fields(embeddings, dataset, readout, estimator.n_clusters, estimator.seed, run_dir,
+                                            held_out)
+    return fields
 
 
 def job_record(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings) -> dict:
@@ -307,39 +336,38 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
         if settings.refine is not None and kind == "method" else {}
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
                     device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose, **refine)
-    fields = _fit(estimator, dataset, settings, run_dir, device, held_out)
+    fields = _fit(estimator, dataset, settings, run_dir, device, held_out,
+                  readout=settings.readout if kind == "method" else None)
     metrics = estimator.metrics_
-    if settings.readout is not None and kind == "method":
-        fields["readout"] = _readout_fields(estimator, dataset, settings.readout, n_clusters, seed, held_out)
     return {**record, **fields, "train_seconds": metrics.get("train_seconds"),
             "images_per_second": metrics.get("images_per_second"), "epochs": metrics.get("epochs"),
             "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
             **{key: metrics[key] for key in ("before_refine", "refine") if key in metrics}}
 
 
-def _readout_fields(estimator, dataset: ImageDataset, options: dict, n_clusters: int, seed: int,
-                    held_out: ImageDataset | None = None) -> dict:
+def _readout_fields(embeddings: Callable[[ImageDataset], np.ndarray], dataset: ImageDataset, options: dict,
+                    n_clusters: int, seed: int, run_dir: Path, held_out: ImageDataset | None = None) -> dict:
     """``--readout``: UMAP + GMM (:class:`~deepclust.cluster.umap_gmm.UmapGmm`, N2D's clustering step)
-    fitted on the run's embeddings of its training images, in place of the method's own labels: the
+    fitted on the run's ``embeddings`` of its training images, in place of the method's own labels: the
     scores of those labels (with ``held_out``: of UMAP + GMM's ``predict`` on the held-out images'
-    embeddings, the training images' kept as ``fit_*``) and the seconds it took. A failure becomes
-    a note; the method's own row stands."""
+    embeddings, the training images' kept as ``fit_*``), the options and the seconds it took. The labels
+    are written to ``run_dir`` (:data:`READOUT_LABELS`, :data:`HELD_OUT_READOUT_LABELS`). A failure
+    becomes a note; the method's own row stands."""
     started = time.perf_counter()
     try:
-        embeddings = getattr(estimator, "embedding_", None)
-        if embeddings is None:
-            embeddings = estimator.transform(dataset)
         clustering = UmapGmm(n_clusters, seed=seed, **options)
-        labels = clustering.fit_predict(embeddings)
-        scores = evaluate_clustering(dataset.labels, labels, n_clusters)
+        labels = clustering.fit_predict(embeddings(dataset))
+        write_labels(run_dir / READOUT_LABELS, labels)
+        scores = {**evaluate_clustering(dataset.labels, labels, n_clusters), "n_samples": len(dataset)}
         if held_out is not None:
-            trained = {f"fit_{key}": scores.get(key) for key in ("acc", "nmi", "ari")}
-            held_out_labels = clustering.predict(estimator.transform(held_out))
+            trained = {f"fit_{key}": scores.get(key) for key in FIT_SCORES}
+            held_out_labels = clustering.predict(embeddings(held_out))
+            write_labels(run_dir / HELD_OUT_READOUT_LABELS, held_out_labels)
             scores = {**evaluate_clustering(held_out.labels, held_out_labels, n_clusters),
                       **trained, "n_samples": len(held_out)}
     except Exception as error:
-        return {"status": "failed", "note": f"UMAP + GMM readout failed: {_error_note(error)}"}
-    return {"status": "ok", "n_samples": len(dataset), **scores, "seconds": time.perf_counter() - started}
+        return {"status": "failed", "options": options, "note": f"UMAP + GMM readout failed: {_error_note(error)}"}
+    return {"status": "ok", "options": options, **scores, "seconds": time.perf_counter() - started}
 
 
 def refined_rows(record: dict) -> list[dict]:
@@ -362,21 +390,39 @@ def refined_rows(record: dict) -> list[dict]:
 
 def readout_rows(record: dict) -> list[dict]:
     """A method benchmarked with ``--readout`` gives, besides its own row, ``<row> + UMAP-GMM``: the
-    same run and embeddings, labelled by UMAP + GMM on them (:func:`_readout_fields`); its time adds
-    the readout's to the training's. Any other record is its own row."""
+    same run and embeddings, labelled by UMAP + GMM on them (:func:`_readout_fields`; its options kept
+    as ``readout_options``); its time adds the readout's to the training's. Any other record is its
+    own row."""
     readout = record.pop("readout", None)
     if readout is None:
         return [record]
-    name = f"{record['name']} + UMAP-GMM"
+    name = f"{record['name']}{READOUT_SUFFIX}"
     if readout["status"] != "ok":
         return [record, {**{key: record[key] for key in ("kind", "method", "preset", "seed", "run_dir")},
                          "name": name, "status": "failed", "note": readout["note"]}]
-    scored = {key: readout.get(key) for key in ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share",
-                                                "n_samples", "fit_acc", "fit_nmi", "fit_ari") if key in readout}
-    return [record, {**record, **scored, "name": name,
+    scored = {**_metric_fields(readout), **{f"fit_{key}": readout[f"fit_{key}"] for key in FIT_SCORES
+                                            if f"fit_{key}" in readout}}
+    return [record, {**record, **scored, "name": name, "readout_options": readout["options"],
                      "train_seconds": (record.get("train_seconds") or 0) + readout["seconds"],
                      "note": f"UMAP + GMM on the embeddings ({readout['seconds']:.0f} s) after the method's "
                              f"{record.get('epochs')} epochs; {record.get('note') or ''}".rstrip("; ")}]
+
+
+def resumed_rows(rows: list[dict], settings: BenchSettings, dataset: ImageDataset, run_dir: Path,
+                 n_clusters: int, device: torch.device, held_out: ImageDataset | None = None) -> list[dict]:
+    """The rows of a run kept by ``--resume``, its readout row made to follow this benchmark's
+    ``--readout``: dropped without it; kept when it was made with the same options; else (none, it
+    failed, or other options) made now from the run's ``model.pt``, without training again."""
+    own = [row for row in rows if not row["name"].endswith(READOUT_SUFFIX)]
+    if settings.readout is None or own[-1].get("kind") != "method":
+        return own
+    earlier = [row for row in rows if row["name"].endswith(READOUT_SUFFIX)]
+    if earlier and earlier[-1].get("readout_options") == settings.readout:
+        return rows
+    estimator = load_estimator(run_dir / "model.pt", device=str(device))
+    readout = _readout_fields(_embeddings_once(estimator, dataset), dataset, settings.readout, n_clusters,
+                              own[-1]["seed"], run_dir, held_out)
+    return own[:-1] + readout_rows({**own[-1], "readout": readout})
 
 
 def run_ensemble(records: list[dict], seed: int, runs_dir: Path, n_clusters: int,
@@ -552,11 +598,15 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
     last_job_of_seed = {job[2]: job for job in jobs}
     for (name, baseline, seed), run_dir in zip(jobs, run_dirs):
         if run_dir in kept:
-            records += kept[run_dir]
             log(f"  {run_dir.name}: finished earlier, kept (--resume)")
+            started = time.perf_counter()
+            rows = resumed_rows(kept[run_dir], settings, dataset, run_dir, n_clusters, device, held_out)
+            records += rows
+            for row in (row for row in rows if row not in kept[run_dir]):  # a readout made now
+                log(_run_line(row, time.perf_counter() - started))
         else:
             records += run_job(name, baseline, seed, settings, dataset, run_dir, n_clusters, device, log, held_out)
-            paths = write_results(records, settings.out, meta)
+        paths = write_results(records, settings.out, meta)
         if settings.ensemble and (name, baseline, seed) == last_job_of_seed[seed]:
             started = time.perf_counter()
             record = run_ensemble(records, seed, runs_dir, n_clusters, held_out)

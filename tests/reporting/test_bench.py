@@ -11,7 +11,7 @@ from toy_method import ToyModel
 from deepclust import load_dataset, load_estimator
 from deepclust.cli import build_parser, main
 from deepclust.cluster.umap_gmm import UmapGmm
-from deepclust.ensemble import read_labels
+from deepclust.ensemble import ensemble_runs, read_labels
 from deepclust.evaluation import cluster_accuracy
 from deepclust.reporting.bench import parse_baseline, resolve_baselines, resolve_methods
 from deepclust.methods import DeepClusterer
@@ -192,8 +192,13 @@ def test_bench_readout_rows_cluster_each_runs_embeddings_by_umap_gmm(tmp_path, c
         embeddings = load_estimator(runs / f"{method}-seed0" / "model.pt").transform(images)
         labels = UmapGmm(10, seed=0, n_components=4, n_neighbors=10).fit_predict(embeddings)
         assert readout["acc"] == pytest.approx(cluster_accuracy(images.labels, labels))
+        assert np.array_equal(read_labels(runs / f"{method}-seed0" / "umap-gmm-labels.csv"), labels)  # kept
         assert readout["train_seconds"] > own["train_seconds"]
         assert readout["supervised_knn_acc"] == own["supervised_knn_acc"]  # the same embeddings
+    readouts = ensemble_runs([runs / "toy-seed0", runs / "hardreg-seed0"], labels_file="umap-gmm-labels.csv",
+                             truth=images.labels)  # the documented ensemble of the readouts
+    assert [member["acc"] for member in readouts.members] == pytest.approx(
+        [rows["toy + UMAP-GMM"]["acc"], rows["hardreg + UMAP-GMM"]["acc"]])
     page = (out / "digits.md").read_text()
     assert "--readout n_components=4 n_neighbors=10" in data["command"] and "clustered by UMAP + GMM" in page
     assert main(["bench", "--dataset", "digits", "--budget-minutes", "1", "--readout", "n_components=0",
@@ -222,6 +227,69 @@ def test_bench_readout_follows_refinement_and_scores_held_out_images(tmp_path):
     readout = runs["toy + UMAP-GMM"]
     assert readout["status"] == "ok" and readout["n_samples"] == 200 and readout["fit_acc"] is not None
     assert readout["acc"] > 0.9 and readout["fit_acc"] > 0.9  # the bands of the fake images separate
+    run = tmp_path / "held-out" / "toy-seed0"
+    assert len(read_labels(run / "held-out-umap-gmm-labels.csv")) == 200
+    assert len(read_labels(run / "umap-gmm-labels.csv")) == 300
+
+
+def test_bench_resume_makes_the_readout_rows_of_kept_runs_without_training_again(tmp_path, capsys):
+    """--resume with --readout: a kept run gets its readout row from its model.pt (no new training); a
+    readout row made with the same options is kept as it is, one with other options made again, and
+    without --readout the kept readout rows are dropped."""
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    argv = ["bench", "--dataset", "digits", "--methods", "toy", "--baselines", "kmeans", "--budget-minutes", "0.02",
+            "--seeds", "0", "--subset", "300", "--kmeans-n-init", "1", "--no-embedding-quality",
+            "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]
+
+    def names_and_runs():
+        data = json.loads((out / "digits.json").read_text())
+        return [run["name"] for run in data["runs"]], {run["name"]: run for run in data["runs"]}, data["command"]
+
+    assert main(argv) == 0
+    first = names_and_runs()[1]["toy"]
+    capsys.readouterr()
+    assert main(argv + ["--resume", "--readout", "n_neighbors=10"]) == 0
+    printed = capsys.readouterr().out
+    names, runs_by_name, command = names_and_runs()
+    assert names == ["toy", "toy + UMAP-GMM", "k-means (pixels)"] and command.endswith("--resume")
+    assert "toy-seed0: finished earlier, kept (--resume)" in printed and "toy + UMAP-GMM seed 0: ACC" in printed
+    assert (runs / "toy-seed0" / "log.jsonl").read_text().count('"event": "start"') == 1  # not trained again
+    readout = runs_by_name["toy + UMAP-GMM"]
+    assert runs_by_name["toy"] == first and readout["readout_options"] == {"n_neighbors": 10}
+    images = load_dataset("digits").sample(300, 0)
+    embeddings = load_estimator(runs / "toy-seed0" / "model.pt").transform(images)
+    labels = UmapGmm(10, seed=0, n_neighbors=10).fit_predict(embeddings)
+    assert readout["acc"] == pytest.approx(cluster_accuracy(images.labels, labels))
+
+    assert main(argv + ["--resume", "--readout", "n_neighbors=10"]) == 0
+    assert "UMAP-GMM seed 0" not in capsys.readouterr().out and names_and_runs()[1]["toy + UMAP-GMM"] == readout
+    assert main(argv + ["--resume", "--readout", "n_neighbors=12"]) == 0
+    assert names_and_runs()[1]["toy + UMAP-GMM"]["readout_options"] == {"n_neighbors": 12}
+    assert main(argv + ["--resume"]) == 0
+    assert names_and_runs()[0] == ["toy", "k-means (pixels)"]
+
+
+def test_one_set_of_embeddings_serves_the_embedding_scores_and_the_readout():
+    """Each image set is embedded once per run; the training images' kept ``embedding_`` is used as is."""
+    from deepclust.reporting.bench import _embeddings_once
+
+    class Counting:
+        def __init__(self):
+            self.calls = []
+
+        def transform(self, dataset):
+            self.calls.append(dataset)
+            return np.full((len(dataset), 2), float(len(self.calls)))
+
+    training, held_out = load_dataset("digits").sample(50, 0), load_dataset("digits").sample(30, 1)
+    estimator = Counting()
+    embeddings = _embeddings_once(estimator, training)
+    assert embeddings(training) is embeddings(training) and embeddings(held_out) is embeddings(held_out)
+    assert estimator.calls == [training, held_out]
+    estimator.embedding_ = np.zeros((50, 3))
+    kept = _embeddings_once(estimator, training)
+    assert kept(training) is estimator.embedding_ and len(estimator.calls) == 2
+    assert kept(held_out).shape == (30, 2) and len(estimator.calls) == 3
 
 
 def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(tmp_path, capsys):
