@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+
+from deepclust.engine.config import load_yaml
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     run = Path(args.run)
     metrics = json.loads((run / "metrics.json").read_text())
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    config = load_yaml((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
     preset = args.preset or "default"
     record = {"method": metrics["method"], "dataset": metrics["dataset"], "preset": preset,
               "command": args.command, "machine": machine(), "date": time.strftime("%Y-%m-%d"),

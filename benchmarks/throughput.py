@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py [--methods all|m1,m2] [--preset cpu-fashion-mnist]
         [--backbone small_cnn|preset] [--batch-size 128] [--image-shape 1,28,28] [--warmup 3] [--steps 10]
-        [--memory-format contiguous|channels_last|both] [--device auto] [--out benchmarks/results]
+        [--memory-format contiguous|channels_last|both] [--n-samples 512] [--variant KEY=VALUE ...]
+        [--device auto] [--out benchmarks/results]
 
 For each method the network is built from its preset (default ``cpu-fashion-mnist``) with one
 backbone and one batch size for all methods (``--backbone preset`` keeps each preset's own), on
@@ -15,6 +16,10 @@ and backward; element-wise work is not counted), which gives the achieved GFLOP/
 is the float32 GFLOP/s of a large square matmul (2·n³ FLOPs) timed in the same process, with the
 same threads. ``--memory-format both`` measures every method twice in the same run, with its
 convolution weights contiguous and channels-last (``training.channels_last``), one after the other.
+Each ``--variant KEY=VALUE`` (a config override, as ``deepclust fit --set``) measures every method
+once more with it, after the preset as it is: a before-and-after of one change in one run.
+``--n-samples`` random images are held on the device; they size per-sample state such as
+ConCURL's memory bank (70000 for Fashion-MNIST's: the bank's row reads depend on its size).
 Methods whose preset is missing are skipped with a note.
 
 Writes ``<out>/throughput.md`` and ``<out>/throughput.json``.
@@ -37,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from deepclust.augment import to_float
 from deepclust.backbones import Backbone
-from deepclust.engine.config import deep_merge
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.engine.inference import autocast_context, iterate_images, map_images
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
@@ -62,9 +67,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--matmul-size", type=int, help="side of the reference matmul (default 2048 CPU, 8192 CUDA)")
     parser.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last", "both"),
                         help="the networks' memory format (training.channels_last); both: each method twice")
+    parser.add_argument("--n-samples", type=int, default=512,
+                        help="random images held on the device; sizes per-sample state such as memory banks")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                        help="also measure every method with this config override (repeatable)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    try:
+        args.overrides = [parse_assignment(text) for text in args.variant]
+    except ConfigError as error:
+        parser.error(f"--variant: {error}")
     try:
         args.image_shape = tuple(int(v) for v in args.image_shape.split(","))
     except ValueError:
@@ -76,6 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--batch-size must be a positive integer or 'preset', got '{args.batch_size}'")
     if args.warmup < 0 or args.steps < 1:
         parser.error(f"--warmup must be >= 0 and --steps >= 1, got {args.warmup} and {args.steps}")
+    if args.n_samples < 1:
+        parser.error(f"--n-samples must be >= 1, got {args.n_samples}")
     return args
 
 
@@ -110,22 +125,23 @@ def machine(device: torch.device) -> str:
 
 
 class StepBench:
-    """Method ``name``'s network built from ``config`` on random uint8 images of ``shape`` held on
-    ``device``, its hooks ``on_fit_start`` and ``on_epoch_start(0)`` run, ready for training steps.
+    """Method ``name``'s network built from ``config`` on ``n_samples`` (at least four batches) random
+    uint8 images of ``shape`` held on ``device``, its hooks ``on_fit_start`` and ``on_epoch_start(0)`` run, ready for training steps.
 
     :meth:`step` is one training step: ``training_step`` (views generated on the device included)
     under the engine's autocast rule, ``backward``, ``optimizer.step`` and ``on_after_step``, on a
     batch already on the device (one of eight prepared batches in turn, or the one given).
     """
 
-    def __init__(self, name: str, config: dict, shape: tuple[int, ...], n_clusters: int, device: torch.device):
+    def __init__(self, name: str, config: dict, shape: tuple[int, ...], n_clusters: int, device: torch.device,
+                 n_samples: int = 512):
         seed_everything(0)
         channels = shape[0]
         self.device = device
         self.batch_size = int(config["training"]["batch_size"])
         self.model = apply_memory_format(get_method(name)(n_clusters=n_clusters)._build_model(
             config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device), config["training"])
-        n_samples = max(4 * self.batch_size, 512)
+        n_samples = max(4 * self.batch_size, n_samples)
         images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         self.images = images.to(device)
         eval_batch = int(config["training"].get("eval_batch_size", 512))
@@ -185,19 +201,24 @@ def count_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
-def measure_method(name: str, args: argparse.Namespace, device: torch.device, channels_last: bool = False) -> dict:
+def measure_method(name: str, args: argparse.Namespace, device: torch.device, channels_last: bool = False,
+                   variant: str | None = None) -> dict:
+    """One row: method ``name``'s preset (as the arguments adapt it), with ``variant`` (KEY=VALUE) over it."""
     config = get_method(name).preset_config(args.preset)  # raises when the preset is missing
     if args.backbone != "preset":  # the whole section: the preset's options may not apply to this backbone
         config = {**config, "backbone": {"name": args.backbone}}
     if args.batch_size != "preset":
         config = deep_merge(config, {"training": {"batch_size": int(args.batch_size)}}, strict=False)
     config = deep_merge(config, {"training": {"channels_last": channels_last}}, strict=False)
-    bench = StepBench(name, config, args.image_shape, args.n_clusters, device)
+    if variant is not None:
+        config = deep_merge(config, parse_assignment(variant))  # strict: a misspelt key is an error
+    bench = StepBench(name, config, args.image_shape, args.n_clusters, device, args.n_samples)
     seconds, steps = time_steps(bench.step, args.warmup, args.steps, device)
     flops = count_flops(bench.step)
     seconds_per_step = seconds / steps
     return {
-        "method": name, "status": "ok", "memory_format": "channels_last" if channels_last else "contiguous",
+        "method": name, "status": "ok", "variant": variant or "preset",
+        "memory_format": "channels_last" if channels_last else "contiguous",
         "backbone": bench.backbone, "batch_size": bench.batch_size,
         "image_size": bench.model.image_size, "parameters": sum(p.numel() for p in bench.model.parameters()),
         "images_per_second": bench.batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
@@ -215,16 +236,19 @@ def format_markdown(result: dict) -> str:
         f"Reference: float32 matmul {result['matmul_size']}×{result['matmul_size']}: "
         f"**{result['matmul_gflops']:.1f} GFLOP/s**.", "",
         f"Preset {result['preset']}; random images of shape {tuple(result['image_shape'])}; "
-        f"{result['warmup']} warm-up step(s), {result['steps']} timed step(s).", "",
-        "| Method | Memory format | Backbone | Batch | Image size | Params (M) | Images/s | ms/step | GFLOP/step | GFLOP/s "
-        "| % of matmul |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{result['warmup']} warm-up step(s), {result['steps']} timed step(s); "
+        f"{result.get('n_samples', 512)} images held (per-sample state sized for them).", "",
     ]
+    variants = any(row.get("variant", "preset") != "preset" for row in result["methods"])
+    header = ["Method", *(["Config"] if variants else []), "Memory format", "Backbone", "Batch", "Image size",
+              "Params (M)", "Images/s", "ms/step", "GFLOP/step", "GFLOP/s", "% of matmul"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result["methods"]:
         if row["status"] != "ok":
             continue
         share = 100.0 * row["gflops"] / result["matmul_gflops"]
-        lines.append(f"| {row['method']} | {row.get('memory_format', 'contiguous')} | {row['backbone']} "
+        config = f" | {row.get('variant', 'preset')}" if variants else ""
+        lines.append(f"| {row['method']}{config} | {row.get('memory_format', 'contiguous')} | {row['backbone']} "
                      f"| {row['batch_size']} | {row['image_size']} "
                      f"| {row['parameters'] / 1e6:.2f} | {row['images_per_second']:.0f} | {row['ms_per_step']:.1f} "
                      f"| {row['gflop_per_step']:.3f} | {row['gflops']:.1f} | {share:.0f}% |")
@@ -235,8 +259,9 @@ def format_markdown(result: dict) -> str:
               "GFLOP/s is a lower bound of the work done."]
     skipped = [row for row in result["methods"] if row["status"] != "ok"]
     if skipped:
-        lines += ["", "## Skipped or failed", ""] + [f"- {row['method']}: {row['status']} — {row['note']}"
-                                                     for row in skipped]
+        lines += ["", "## Skipped or failed", ""] + [
+            f"- {row['method']}" + (f" ({row['variant']})" if row.get("variant", "preset") != "preset" else "")
+            + f": {row['status']} — {row['note']}" for row in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": " ".join(["python benchmarks/throughput.py", shlex.join(argv)]).strip(), "machine": machine(device),
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"), "preset": args.preset, "image_shape": list(args.image_shape),
-        "warmup": args.warmup, "steps": args.steps, "matmul_size": size,
+        "warmup": args.warmup, "steps": args.steps, "n_samples": args.n_samples, "matmul_size": size,
         "matmul_gflops": matmul_gflops(device, size), "methods": [],
     }
     print(f"matmul {size}x{size} float32: {result['matmul_gflops']:.1f} GFLOP/s on {result['machine']}", flush=True)
@@ -271,16 +296,18 @@ def main(argv: list[str] | None = None) -> dict:
             result["methods"].append({"method": name, "status": "skipped", "note": note})
             print(f"{name}: skipped — {note}", flush=True)
             continue
-        for channels_last in formats:
-            try:
-                row = measure_method(name, args, device, channels_last)
-            except Exception as error:  # one broken method must not stop the others
-                note = f"{type(error).__name__}: {error}".replace("\n", " ")
-                row = {"method": name, "status": "failed", "note": note}
-                traceback.print_exc()
-            result["methods"].append(row)
-            if row["status"] == "ok":
-                print(f"{name} ({row['memory_format']}): {row['images_per_second']:.0f} images/s, "
+        for variant in [None, *args.variant]:
+            for channels_last in formats:
+                try:
+                    row = measure_method(name, args, device, channels_last, variant)
+                except Exception as error:  # one broken method must not stop the others
+                    note = f"{type(error).__name__}: {error}".replace("\n", " ")
+                    row = {"method": name, "status": "failed", "variant": variant or "preset", "note": note}
+                    traceback.print_exc()
+                result["methods"].append(row)
+                if row["status"] != "ok":
+                    continue
+                print(f"{name} ({row['variant']}, {row['memory_format']}): {row['images_per_second']:.0f} images/s, "
                       f"{row['ms_per_step']:.1f} ms/step, {row['gflops']:.1f} GFLOP/s "
                       f"({100 * row['gflops'] / result['matmul_gflops']:.0f}% of matmul)", flush=True)
     out = Path(args.out)

@@ -11,11 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 
 from deepclust.data import dataset_status, list_datasets, load_dataset, load_source, read_source
 from deepclust.engine import distributed
-from deepclust.engine.config import ConfigError, deep_merge, parse_assignment, with_shared_sections
+from deepclust.engine.config import ConfigError, deep_merge, load_yaml, parse_assignment, with_shared_sections
 from deepclust.engine.runtime import resolve_device
 from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering, format_metrics
@@ -123,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ensemble = commands.add_parser("ensemble", help="consensus clustering of several fitted runs on the same data; "
                                                     "writes labels.csv, metrics.json, ensemble.json, data.json")
-    ensemble.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders of `deepclust fit` (two or more)")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN",
+                          help="run folders of `deepclust fit` or `deepclust ensemble` (two or more), or labels files "
+                               "in them of the same training images (e.g. RUN_DIR/umap-gmm-labels.csv: the readout's)")
     ensemble.add_argument("--out", help="the ensemble's folder (default: runs/ensemble-<time>)")
     ensemble.add_argument("--n-clusters", type=int, help="clusters of the consensus (default: the runs')")
     ensemble.add_argument("--seed", type=int, default=0, help="seed of the k-means++ starts")
@@ -196,7 +197,7 @@ def _data_options(assignments: list[str]) -> dict:
         if "=" not in assignment:
             raise CommandError(f"--data-option expects KEY=VALUE, got '{assignment}'")
         key, raw = assignment.split("=", 1)
-        options[key.strip()] = yaml.safe_load(raw)
+        options[key.strip()] = load_yaml(raw)
     return options
 
 
@@ -243,7 +244,7 @@ def _estimator_params(estimator_class, args) -> dict:
         if name not in accepted:
             raise CommandError(f"method '{args.method}' has no parameter '{name}'; "
                                f"valid: {', '.join(sorted(accepted))}")
-        params[name] = yaml.safe_load(raw)
+        params[name] = load_yaml(raw)
     return params
 
 

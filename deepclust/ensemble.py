@@ -1,8 +1,9 @@
 """``deepclust ensemble``: one consensus clustering of several fitted runs on the same images.
 
 A member is a run folder of ``deepclust fit`` (its labels: those ``model.pt`` holds) or of
-``deepclust ensemble`` (its ``labels.csv``); its ``data.json`` names the images it clustered, and
-every member's must be equal. The consensus is K-means-based consensus clustering
+``deepclust ensemble`` (its ``labels.csv``), or a labels file inside a run folder that labels the
+same training images another way (the readout's ``umap-gmm-labels.csv``); the folder's
+``data.json`` names the images it clustered, and every member's must be equal. The consensus is K-means-based consensus clustering
 (:func:`deepclust.cluster.consensus`, Wu et al., IEEE TKDE 2015), which maximises the
 co-association objective J without building the N × N co-association matrix.
 
@@ -76,10 +77,29 @@ def read_labels(path: Path) -> np.ndarray:
     return np.array([int(row["label"]) for row in sorted(rows, key=lambda row: int(row["index"]))], dtype=np.int64)
 
 
+def member_folder(run: str | Path) -> Path:
+    """The run folder of member ``run``: ``run`` itself, or the folder of a labels file."""
+    run = Path(run)
+    return run.parent if run.is_file() else run
+
+
 def read_member(run: str | Path, labels_file: str | None = None) -> Member:
     """The labels of run folder ``run``: from its model.pt, else (an ensemble's folder) its labels.csv;
-    with ``labels_file``, the labels that file of the folder holds (other images than the training ones)."""
+    with ``labels_file``, the labels that file of the folder holds (other images than the training ones).
+    ``run`` may also be a labels file inside a run folder (of the training images, read another way):
+    its labels, with the folder's method (the file's name beside it) and number of clusters."""
     run = Path(run)
+    if run.is_file():
+        if labels_file is not None:
+            raise ValueError(f"member {run} is a labels file, and labels_file={labels_file!r} names another: "
+                             "give run folders with labels_file, or labels files without it")
+        labels = read_labels(run)
+        folder = member_folder(run)
+        if (folder / "model.pt").is_file():
+            state = load_checkpoint(folder / "model.pt")
+            n_clusters = state.get("n_clusters") or state["params"]["n_clusters"]
+            return Member(run, f"{state['method']} ({run.name})", labels, int(n_clusters))
+        return Member(run, f"ensemble ({run.name})", labels, int(len(np.unique(labels))))
     if (run / "model.pt").is_file():
         state = load_checkpoint(run / "model.pt")
         if labels_file is not None:
@@ -144,10 +164,13 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
     runs = [Path(run) for run in runs]
     if len(runs) < 2:
         raise ValueError(f"an ensemble needs at least two runs, got {len(runs)}")
+    missing = [str(run) for run in runs if not run.exists()]
+    if missing:
+        raise ValueError(f"no such run folder or labels file: {', '.join(missing)}")
     if truth is not None and labels_file is None:
         raise ValueError("truth scores the labels of labels_file, and no labels_file was given (the members' "
                          "training labels are scored against their own dataset's)")
-    source = common_source(runs)
+    source = common_source([member_folder(run) for run in runs])
     members = [read_member(run, labels_file) for run in runs]
     for member in members[1:]:
         if len(member.labels) != len(members[0].labels):
@@ -178,7 +201,7 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
     if out_dir is not None:
         folder = prepare_out_dir(out_dir, overwrite=overwrite)
         write_labels(folder / (labels_file or LABELS_FILE), result.labels)
-        shutil.copyfile(runs[0] / SOURCE_FILE, folder / SOURCE_FILE)
+        shutil.copyfile(member_folder(runs[0]) / SOURCE_FILE, folder / SOURCE_FILE)
         settings = {"n_clusters": int(n_clusters), "seed": seed, "n_init": n_init, "objective": result.objective,
                     "members": listed}
         (folder / ENSEMBLE_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -186,4 +209,5 @@ def ensemble_runs(runs: Sequence[str | Path], out_dir: str | Path | None = None,
     return EnsembleResult(labels=result.labels, metrics=metrics, members=listed)
 
 
-__all__ = ["EnsembleResult", "Member", "common_source", "ensemble_runs", "read_labels", "read_member", "write_labels"]
+__all__ = ["EnsembleResult", "Member", "common_source", "ensemble_runs", "member_folder", "read_labels", "read_member",
+           "write_labels"]

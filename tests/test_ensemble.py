@@ -79,6 +79,14 @@ def test_ensemble_of_two_runs_from_the_command_line(tmp_path, capsys):
     assert len(read_labels(tmp_path / "ens" / "labels.csv")) == 200
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--n-clusters", "1"]) == 2
     assert "n_clusters must be an integer in [2, 200]" in capsys.readouterr().err
+    # a labels file in a run folder is a member too: here hardreg's training images read another way
+    readout = tmp_path / "a" / "umap-gmm-labels.csv"
+    write_labels(readout, read_labels(tmp_path / "ens" / "labels.csv"))
+    assert main(["ensemble", str(readout), str(tmp_path / "b"), "--out", str(tmp_path / "ens2")]) == 0
+    members = json.loads((tmp_path / "ens2" / "ensemble.json").read_text())["members"]
+    assert [member["method"] for member in members] == ["hardreg (umap-gmm-labels.csv)", "kmeans"]
+    assert members[0]["run"] == str(readout) and "acc" in members[0]
+    assert json.loads((tmp_path / "ens2" / "data.json").read_text()) == json.loads((tmp_path / "a" / "data.json").read_text())
 
 
 def test_an_ensemble_of_labels_of_other_images(tmp_path):
@@ -100,3 +108,21 @@ def test_an_ensemble_of_labels_of_other_images(tmp_path):
         ensemble_runs(runs, None, n_clusters=3, labels_file="held.csv", truth=truth[:5])
     with pytest.raises(ValueError, match="truth scores the labels of labels_file, and no labels_file was given"):
         ensemble_runs(runs, None, n_clusters=3, truth=truth)
+
+
+def test_labels_files_in_run_folders_are_members(tmp_path):
+    truth = np.repeat(np.arange(3), 10)
+    first = fake_run(tmp_path / "a", np.roll(truth, 1))
+    write_labels(first / "readout.csv", truth)
+    second = fake_run(tmp_path / "b", truth)
+    result = ensemble_runs([first / "readout.csv", second, first], tmp_path / "ens", seed=0, n_init=2)
+    assert [member["method"] for member in result.members] == ["ensemble (readout.csv)", "ensemble", "ensemble"]
+    assert result.metrics["members"] == [str(first / "readout.csv"), str(second), str(first)]
+    assert json.loads((tmp_path / "ens" / "data.json").read_text()) == ARRAYS
+    write_labels(first / "short.csv", truth[:5])
+    with pytest.raises(ValueError, match=r"readout.csv labels 30 images, .*short.csv labels 5"):
+        ensemble_runs([first / "short.csv", first / "readout.csv"])
+    with pytest.raises(ValueError, match=r"member .*readout.csv is a labels file, and labels_file='held.csv' names another"):
+        ensemble_runs([first / "readout.csv", second], labels_file="held.csv")
+    with pytest.raises(ValueError, match=r"no such run folder or labels file: .*missing"):
+        ensemble_runs([first, tmp_path / "missing"])

@@ -12,6 +12,7 @@ Overrides may only name keys that exist in ``defaults``, so a typo is an error, 
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +33,21 @@ SECTION_SETTINGS = {"backbone": BACKBONE_SETTINGS, "augmentation": ("image_size"
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid."""
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads exponent floats without a dot (``1e-3``, ``5E+4``) as
+    numbers, as Python and YAML 1.2 do; YAML 1.1 alone reads them as strings."""
+
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+
+
+def load_yaml(stream) -> Any:
+    """A YAML document (text or an open file) read with :class:`YamlLoader`."""
+    return yaml.load(stream, Loader=YamlLoader)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: bool = True, path: str = "") -> dict:
@@ -65,7 +81,7 @@ def _read_preset_file(method: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"no preset file for method '{method}' (expected {path})")
     with open(path, encoding="utf-8") as handle:
-        content = yaml.safe_load(handle) or {}
+        content = load_yaml(handle) or {}
     if "defaults" not in content:
         raise ConfigError(f"preset file {path} has no 'defaults' section")
     return content
@@ -79,7 +95,7 @@ def list_presets(method: str) -> list[str]:
 def shared_sections() -> dict:
     """The sections every method's configuration holds (``presets/shared.yaml``: ``refine``)."""
     with open(SHARED_SECTIONS_FILE, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return load_yaml(handle) or {}
 
 
 def with_shared_sections(config: Mapping[str, Any]) -> dict:
@@ -120,7 +136,7 @@ def read_config_file(path: str | Path) -> dict:
                 content = tomllib.load(handle)
         else:
             with open(path, encoding="utf-8") as handle:
-                content = yaml.safe_load(handle)
+                content = load_yaml(handle)
     except (yaml.YAMLError, ValueError) as error:
         raise ConfigError(f"cannot parse configuration file {path}: {error}") from error
     if content is None:
@@ -135,7 +151,7 @@ def parse_assignment(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"expected KEY=VALUE (e.g. training.epochs=5), got '{text}'")
     dotted, raw = text.split("=", 1)
-    value = yaml.safe_load(raw)
+    value = load_yaml(raw)
     for key in reversed(dotted.strip().split(".")):
         value = {key: value}
     return value

@@ -46,10 +46,15 @@ class NCEMemoryBank(nn.Module):
     in the ``normaliser`` buffer (0 until estimated). The loss is :func:`nce_loss`. After the
     optimiser step :meth:`update` moves the rows: M_i ← normalise(m M_i + (1 − m) e_i).
     ``memory`` and ``normaliser`` are buffers, so checkpoints restore them.
+
+    Each sample draws its own k noise rows, as Wu et al.'s code. With ``shared_noise`` the samples of
+    a batch share one draw of k rows: every sample's noise is still uniform, so the loss has the
+    same expectation, and the B·(1 + k) random row reads of the bank, which dominate a CPU step
+    for small networks, shrink to B + k and one (B, D) × (D, k) product.
     """
 
     def __init__(self, dim: int, n_noise: int = 4096, temperature: float = 0.07, momentum: float = 0.5,
-                 eps: float = 1e-7):
+                 eps: float = 1e-7, shared_noise: bool = False):
         super().__init__()
         if isinstance(n_noise, bool) or not isinstance(n_noise, int) or n_noise < 1:
             raise ValueError(f"NCE: n_noise (nce_k) must be a positive integer, got {n_noise!r}")
@@ -62,6 +67,7 @@ class NCEMemoryBank(nn.Module):
         self.temperature = float(temperature)
         self.momentum = float(momentum)
         self.eps = float(eps)
+        self.shared_noise = bool(shared_noise)
         self.register_buffer("memory", torch.zeros(0, self.dim))
         self.register_buffer("normaliser", torch.zeros(()))
 
@@ -92,16 +98,27 @@ class NCEMemoryBank(nn.Module):
                       generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, 1 + k) P(j) of each sample's own row (column 0) and its noise rows.
 
-        ``noise_indices`` (B, k) fixes the noise rows (tests); by default they are drawn uniformly
-        on the bank's device from ``generator`` (torch's global stream when None).
+        ``noise_indices`` fixes the noise rows (tests): (B, k), one set per sample, or (k,), one set
+        shared by the batch. By default they are drawn uniformly on the bank's device from
+        ``generator`` (torch's global stream when None), shared when the bank was built so.
         """
         self._check(embeddings, indices)
+        batch = embeddings.shape[0]
         if noise_indices is None:
-            noise_indices = torch.randint(0, self.n_samples, (embeddings.shape[0], self.n_noise),
-                                          device=self.memory.device, generator=generator)
-        rows = torch.cat([indices.view(-1, 1).to(noise_indices.device), noise_indices], dim=1)
-        bank = self.memory[rows]                                              # (B, 1 + k, D)
-        scores = torch.exp(torch.einsum("bkd,bd->bk", bank, embeddings.to(bank.dtype)) / self.temperature)
+            shape = (self.n_noise,) if self.shared_noise else (batch, self.n_noise)
+            noise_indices = torch.randint(0, self.n_samples, shape, device=self.memory.device, generator=generator)
+        if noise_indices.ndim not in (1, 2) or (noise_indices.ndim == 2 and noise_indices.shape[0] != batch):
+            raise ValueError(f"NCE: noise indices must be (B, k) = ({batch}, k) or (k,), got {tuple(noise_indices.shape)}")
+        noise_indices = noise_indices.to(self.memory.device)
+        embeddings = embeddings.to(self.memory.dtype)
+        own = self.memory.index_select(0, indices.to(self.memory.device))
+        own_dots = (own * embeddings).sum(dim=1, keepdim=True)
+        if noise_indices.ndim == 1:
+            noise_dots = embeddings @ self.memory.index_select(0, noise_indices).T
+        else:
+            noise_rows = self.memory.index_select(0, noise_indices.reshape(-1)).view(batch, -1, self.dim)
+            noise_dots = torch.bmm(noise_rows, embeddings.unsqueeze(2)).squeeze(2)
+        scores = torch.exp(torch.cat([own_dots, noise_dots], dim=1) / self.temperature)
         if float(self.normaliser) <= 0.0:
             self.normaliser.fill_(float(scores.detach().mean()) * self.n_samples)
         return scores / self.normaliser
@@ -124,4 +141,4 @@ class NCEMemoryBank(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"n_samples={self.n_samples}, dim={self.dim}, n_noise={self.n_noise}, "
-                f"temperature={self.temperature}, momentum={self.momentum}")
+                f"temperature={self.temperature}, momentum={self.momentum}, shared_noise={self.shared_noise}")

@@ -86,7 +86,7 @@ class ConCURLModel(ClusteringModel):
         self.augment2 = self.augment if second_jitter is None else self.make_augmentation(jitter=second_jitter)
 
         self.memory_bank = NCEMemoryBank(method["low_dim"], n_noise=method["nce_k"], temperature=method["nce_t"],
-                                         momentum=method["nce_m"])
+                                         momentum=method["nce_m"], shared_noise=method["nce_shared_noise"])
         self.projections = RandomProjections(method["n_transforms"], method["projection_dim"], method["out_dim"],
                                              seed=self.projection_seed)
         self.population_loss = SwappedPredictionLoss(self.swav_temperature)

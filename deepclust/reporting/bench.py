@@ -478,7 +478,9 @@ def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Pa
     """Before the benchmark writes anything: run folders of its jobs that already hold runs are refused
     unless ``settings.overwrite`` (their run files are deleted) or ``settings.resume``: a finished run
     (model.pt, metrics.json and its rows in the earlier ``results`` JSON) is kept, its rows returned
-    by folder; any other is deleted and run again. The results files themselves are always rewritten."""
+    by folder; an unfinished or failed one is deleted and run again. A finished run that ``results``
+    does not list (a results file of another ``--out``, or none) is refused, and nothing is deleted:
+    its rows hold what the run folder does not (embedding scores, times). The results files are always rewritten."""
     held = [folder for folder in run_dirs if run_markers(folder)]
     if settings.resume and settings.overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other")
@@ -487,11 +489,20 @@ def claim_run_folders(run_dirs: list[Path], settings: BenchSettings, results: Pa
                              f"({', '.join(folder.name for folder in held)}); give --resume to keep the finished ones "
                              "and run the others, or --overwrite to run them all again (deletes their run files)")
     earlier = json.loads(results.read_text(encoding="utf-8")).get("runs", []) if held and results.is_file() else []
+    rows_by_folder = {folder: [row for row in earlier if row.get("run_dir") == str(folder)] for folder in held}
+    finished = [folder for folder in held if {"model.pt", "metrics.json"} <= set(run_markers(folder))]
+    unlisted = [folder for folder in finished if not rows_by_folder[folder]]
+    if settings.resume and unlisted:
+        raise RunFolderError(f"--resume: {', '.join(str(folder) for folder in unlisted)} "
+                             f"{'holds a finished run' if len(unlisted) == 1 else 'hold finished runs'} that "
+                             f"{results} does not list{'' if results.is_file() else ' (no such file)'}; give the "
+                             "--out of the benchmark that made them, or --overwrite to run them again (deletes "
+                             "their run files); nothing was deleted")
     kept = {}
     for folder in held:
-        rows = [row for row in earlier if row.get("run_dir") == str(folder) and row.get("status") == "ok"]
-        if settings.resume and rows and {"model.pt", "metrics.json"} <= set(run_markers(folder)):
-            kept[folder] = rows
+        succeeded = [row for row in rows_by_folder[folder] if row.get("status") == "ok"]
+        if settings.resume and folder in finished and succeeded:
+            kept[folder] = succeeded
         else:
             clear_run(folder)
     return kept

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from deepclust.data import SOURCE_FILE, ImageDataset, load_source, read_source
+from deepclust.engine.config import load_yaml
 from deepclust.engine.run_folder import read_log
 from deepclust.evaluation import evaluate_clustering, hungarian_mapping
 from deepclust.methods import load_estimator
@@ -80,7 +81,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
         raise ValueError(f"run folder {path} holds no model.pt (the run has not finished, or this is not a run folder)")
     run = RunFiles(path)
     if (path / "config.yaml").is_file():
-        run.config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        run.config = load_yaml((path / "config.yaml").read_text(encoding="utf-8")) or {}
     if (path / "metrics.json").is_file():
         run.metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     run.data = read_source(path) or {}

@@ -45,6 +45,19 @@ def test_assignment_parsing():
         parse_assignment("training.epochs")
 
 
+@pytest.mark.parametrize("text, value", [
+    ("1e-3", 0.001), ("5E+4", 50000.0), ("-2.5e-1", -0.25), ("+3e0", 3.0), ("1.0e-3", 0.001), ("1_0e1", 100.0),
+    ("[1e-3, 2e-4]", [0.001, 0.0002]), ("1e", "1e"), ("e5", "e5"), ("1e-3x", "1e-3x"), ("12", 12), ("0.5", 0.5)])
+def test_exponent_floats_without_a_dot_are_numbers(text, value):
+    parsed = parse_assignment(f"optimizer.lr={text}")["optimizer"]["lr"]
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_a_config_file_reads_exponent_floats_as_numbers(tmp_path):
+    (tmp_path / "lr.yaml").write_text("optimizer:\n  lr: 3e-4\n")
+    assert read_config_file(tmp_path / "lr.yaml") == {"optimizer": {"lr": 0.0003}}
+
+
 def test_yaml_and_toml_files(tmp_path):
     (tmp_path / "a.yaml").write_text("training:\n  epochs: 4\n")
     (tmp_path / "b.toml").write_text("[training]\nepochs = 5\n")

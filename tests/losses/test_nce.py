@@ -61,6 +61,38 @@ def test_probabilities_and_loss_against_naive_with_fixed_noise():
     assert bank(e, indices, noise).item() == pytest.approx(naive_nce(expected, n), rel=1e-9)
 
 
+def test_shared_noise_scores_every_sample_against_the_same_noise_rows():
+    n, d, k, tau = 20, 6, 4, 0.5
+    bank = NCEMemoryBank(d, n_noise=k, temperature=tau, shared_noise=True).double()
+    bank.memory = unit_rows(n, d, 1)
+    e = unit_rows(3, d, 2)
+    indices = torch.tensor([4, 0, 17])
+    noise = [1, 19, 5, 5]
+    memory = bank.memory.tolist()
+    exps = [[math.exp(sum(e[b, c].item() * memory[j][c] for c in range(d)) / tau) for j in [int(indices[b])] + noise]
+            for b in range(3)]
+    z = sum(sum(row) for row in exps) / (3 * (k + 1)) * n
+    expected = torch.tensor([[v / z for v in row] for row in exps], dtype=torch.float64)
+
+    assert torch.allclose(bank.probabilities(e, indices, torch.tensor(noise)), expected, rtol=1e-10)
+    per_sample = NCEMemoryBank(d, n_noise=k, temperature=tau).double()
+    per_sample.memory = bank.memory.clone()
+    assert torch.allclose(per_sample.probabilities(e, indices, torch.tensor([noise] * 3)), expected, rtol=1e-10)
+
+
+def test_shared_noise_draws_one_set_of_rows_per_batch_from_the_generator():
+    def fresh():
+        bank = NCEMemoryBank(8, n_noise=5, temperature=0.3, shared_noise=True).double()
+        bank.memory = unit_rows(1000, 8, 3)
+        return bank
+
+    e, indices = unit_rows(4, 8, 0), torch.arange(4)
+    drawn = fresh().probabilities(e, indices, generator=torch.Generator().manual_seed(11))
+    one_set = torch.randint(0, 1000, (5,), generator=torch.Generator().manual_seed(11))
+    assert torch.equal(drawn, fresh().probabilities(e, indices, one_set))
+    assert "shared_noise=True" in repr(fresh())
+
+
 def test_normaliser_estimated_once():
     bank = NCEMemoryBank(8, n_noise=16, temperature=0.3)
     bank.reset(50)
@@ -109,3 +141,5 @@ def test_errors():
     bank.reset(10)
     with pytest.raises(ValueError, match=r"embeddings \(B, 4\)"):
         bank(torch.zeros(2, 5), torch.arange(2))
+    with pytest.raises(ValueError, match=r"noise indices must be \(B, k\) = \(2, k\) or \(k,\), got \(3, 4\)"):
+        bank(torch.zeros(2, 4), torch.arange(2), torch.zeros(3, 4, dtype=torch.long))

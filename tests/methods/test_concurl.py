@@ -84,9 +84,15 @@ def test_paper_presets_build_the_documented_networks(preset, k, size, width, p, 
     assert model.projector[-1].out_features == 256 and model.prototypes.weight.shape == (k, 256)
     assert model.prototypes.bias is None and model.projections.matrices.shape == (t, p, 256)
     assert model.memory_bank.n_noise == 4096 and model.memory_bank.momentum == 0.5
+    assert not model.memory_bank.shared_noise  # k noise rows per sample, as the reference
     assert config["optimizer"]["name"] == "sgd" and config["training"]["batch_size"] == 128
     with torch.no_grad():
         assert model.embed(torch.rand(2, 3, 96, 96)).shape == (2, k)  # resized to the preset's size
+
+
+def test_cpu_preset_shares_one_draw_of_noise_rows_per_batch():
+    model = ConCURLModel(ConCURL.preset_config("cpu-fashion-mnist"), 10, (1, 28, 28), mean=(0.5,), std=(0.25,))
+    assert model.memory_bank.shared_noise and model.memory_bank.n_noise == 1024
 
 
 def test_paper_presets_train_on_the_training_split_in_fp32():

@@ -315,6 +315,16 @@ def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(
     assert again["command"].endswith(f"--out {out} --runs-dir {runs} --no-embedding-quality --resume")
     toy_log = runs / "toy-seed0" / "log.jsonl"
     starts = toy_log.read_text().count('"event": "start"')
+    # --resume with another --out: its results file does not list the finished runs; refused, nothing deleted
+    held = sorted(path for path in runs.rglob("*") if path.is_file())
+    elsewhere = tmp_path / "elsewhere"
+    capsys.readouterr()
+    assert main([*argv[:argv.index("--out") + 1], str(elsewhere), *argv[argv.index("--out") + 2:], "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        f"deepclust bench: error: --resume: {runs / 'toy-seed0'}, {runs / 'kmeans-pixels-seed0'} hold finished runs "
+        f"that {elsewhere / 'digits.json'} does not list (no such file); give the --out of the benchmark that made "
+        "them, or --overwrite to run them again (deletes their run files); nothing was deleted\n")
+    assert sorted(path for path in runs.rglob("*") if path.is_file()) == held and not elsewhere.exists()
     assert main(argv + ["--overwrite"]) == 0
     assert toy_log.read_text().count('"event": "start"') == starts == 1  # run again in a cleared folder
 

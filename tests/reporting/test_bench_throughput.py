@@ -53,3 +53,28 @@ def test_both_memory_formats_are_measured_in_one_run(tmp_path):
     assert contiguous["status"] == channels_last["status"] == "ok"
     assert channels_last["gflop_per_step"] == pytest.approx(contiguous["gflop_per_step"])  # same work, other layout
     assert "| dchl | channels_last | small_cnn |" in (tmp_path / "throughput.md").read_text()
+
+
+def test_a_variant_is_measured_after_the_preset_in_the_same_run(tmp_path):
+    result = load_benchmark("throughput").main(["--methods", "concurl", "--variant", "method.nce_shared_noise=true",
+                                                "--variant", "method.nce_shared=true", "--n-samples", "700",
+                                                "--warmup", "0", "--steps", "1", "--batch-size", "8",
+                                                "--image-shape", "1,16,16", "--matmul-size", "64",
+                                                "--out", str(tmp_path)])
+    preset, shared, misspelt = result["methods"]
+    assert (preset["variant"], preset["status"]) == ("preset", "ok")
+    assert (shared["variant"], shared["status"]) == ("method.nce_shared_noise=true", "ok")
+    assert misspelt["status"] == "failed" and "nce_shared" in misspelt["note"]
+    assert result["n_samples"] == 700
+    md = (tmp_path / "throughput.md").read_text()
+    assert "| Method | Config | Memory format |" in md and "| concurl | method.nce_shared_noise=true |" in md
+    assert "- concurl (method.nce_shared=true): failed" in md and "700 images held" in md
+
+
+def test_bad_variant_and_sample_count_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        load_benchmark("throughput").main(["--variant", "method.nce_shared_noise"])
+    assert "--variant: expected KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_benchmark("throughput").main(["--n-samples", "0"])
+    assert "--n-samples must be >= 1, got 0" in capsys.readouterr().err
