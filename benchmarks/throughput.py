@@ -126,7 +126,8 @@ def machine(device: torch.device) -> str:
 
 class StepBench:
     """Method ``name``'s network built from ``config`` on ``n_samples`` (at least four batches) random
-    uint8 images of ``shape`` held on ``device``, its hooks ``on_fit_start`` and ``on_epoch_start(0)`` run, ready for training steps.
+    uint8 images of ``shape`` held on ``device``, its hooks ``on_fit_start`` and ``on_epoch_start(0)``
+    run, ready for training steps.
 
     :meth:`step` is one training step: ``training_step`` (views generated on the device included)
     under the engine's autocast rule, ``backward``, ``optimizer.step`` and ``on_after_step``, on a
