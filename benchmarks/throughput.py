@@ -74,10 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    try:
-        args.overrides = [parse_assignment(text) for text in args.variant]
-    except ConfigError as error:
-        parser.error(f"--variant: {error}")
+    for text in args.variant:
+        try:
+            parse_assignment(text)
+        except ConfigError as error:
+            parser.error(f"--variant: {error}")
     try:
         args.image_shape = tuple(int(v) for v in args.image_shape.split(","))
     except ValueError:

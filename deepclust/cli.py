@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from deepclust.data import dataset_status, list_datasets, load_dataset, load_source, read_source
 from deepclust.engine import distributed
 from deepclust.engine.config import ConfigError, deep_merge, load_yaml, parse_assignment, with_shared_sections

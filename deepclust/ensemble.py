@@ -3,8 +3,8 @@
 A member is a run folder of ``deepclust fit`` (its labels: those ``model.pt`` holds) or of
 ``deepclust ensemble`` (its ``labels.csv``), or a labels file inside a run folder that labels the
 same training images another way (the readout's ``umap-gmm-labels.csv``); the folder's
-``data.json`` names the images it clustered, and every member's must be equal. The consensus is K-means-based consensus clustering
-(:func:`deepclust.cluster.consensus`, Wu et al., IEEE TKDE 2015), which maximises the
+``data.json`` names the images it clustered, and every member's must be equal. The consensus is
+K-means-based consensus clustering (:func:`deepclust.cluster.consensus`, Wu et al., IEEE TKDE 2015), which maximises the
 co-association objective J without building the N × N co-association matrix.
 
 The ensemble's folder holds ``labels.csv`` (index,label), ``data.json`` (the members'),
@@ -89,31 +89,28 @@ def read_member(run: str | Path, labels_file: str | None = None) -> Member:
     ``run`` may also be a labels file inside a run folder (of the training images, read another way):
     its labels, with the folder's method (the file's name beside it) and number of clusters."""
     run = Path(run)
+    folder = member_folder(run)
     if run.is_file():
         if labels_file is not None:
             raise ValueError(f"member {run} is a labels file, and labels_file={labels_file!r} names another: "
                              "give run folders with labels_file, or labels files without it")
-        labels = read_labels(run)
-        folder = member_folder(run)
-        if (folder / "model.pt").is_file():
-            state = load_checkpoint(folder / "model.pt")
-            n_clusters = state.get("n_clusters") or state["params"]["n_clusters"]
-            return Member(run, f"{state['method']} ({run.name})", labels, int(n_clusters))
-        return Member(run, f"ensemble ({run.name})", labels, int(len(np.unique(labels))))
-    if (run / "model.pt").is_file():
-        state = load_checkpoint(run / "model.pt")
-        if labels_file is not None:
-            labels = read_labels(run / labels_file)
+        listed, suffix = run, f" ({run.name})"
+    else:
+        listed, suffix = (folder / labels_file if labels_file is not None else None), ""
+    if (folder / "model.pt").is_file():
+        state = load_checkpoint(folder / "model.pt")
+        if listed is not None:
+            labels = read_labels(listed)
         elif state.get("labels") is None:
-            raise ValueError(f"{run / 'model.pt'} holds no training labels (not written by `deepclust fit`)")
+            raise ValueError(f"{folder / 'model.pt'} holds no training labels (not written by `deepclust fit`)")
         else:
             labels = np.asarray(state["labels"], dtype=np.int64)
         n_clusters = state.get("n_clusters") or state["params"]["n_clusters"]
-        return Member(run, state["method"], labels, int(n_clusters))
-    listed = run / (labels_file or LABELS_FILE)
+        return Member(run, state["method"] + suffix, labels, int(n_clusters))
+    listed = listed or folder / LABELS_FILE
     if listed.is_file():
         labels = read_labels(listed)
-        return Member(run, "ensemble", labels, int(len(np.unique(labels))))
+        return Member(run, "ensemble" + suffix, labels, int(len(np.unique(labels))))
     raise ValueError(f"{run} is not a fitted run folder: it has neither model.pt nor {listed.name}")
 
 

@@ -108,7 +108,8 @@ class NCEMemoryBank(nn.Module):
             shape = (self.n_noise,) if self.shared_noise else (batch, self.n_noise)
             noise_indices = torch.randint(0, self.n_samples, shape, device=self.memory.device, generator=generator)
         if noise_indices.ndim not in (1, 2) or (noise_indices.ndim == 2 and noise_indices.shape[0] != batch):
-            raise ValueError(f"NCE: noise indices must be (B, k) = ({batch}, k) or (k,), got {tuple(noise_indices.shape)}")
+            raise ValueError(f"NCE: noise indices must be (B, k) = ({batch}, k) or (k,), "
+                             f"got {tuple(noise_indices.shape)}")
         noise_indices = noise_indices.to(self.memory.device)
         embeddings = embeddings.to(self.memory.dtype)
         own = self.memory.index_select(0, indices.to(self.memory.device))
