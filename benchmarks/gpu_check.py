@@ -297,7 +297,7 @@ def measure_on_device(bench: StepBench, dry_run: bool, matmul: dict, deadline: f
         torch.cuda.reset_peak_memory_stats(device)
         resident = torch.cuda.memory_allocated(device)
     with ViewTimer(bench.model, device) as views:
-        seconds, timed = time_steps(bench.step, 0, steps, device, deadline)
+        _, seconds, timed = time_steps(bench.step, 0, steps, device, deadline)
     view_seconds = views.seconds()
     flops = count_flops(bench.step)
     per_step = seconds / timed

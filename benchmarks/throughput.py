@@ -47,7 +47,7 @@ from deepclust.engine.inference import autocast_context, iterate_images, map_ima
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
 from deepclust.engine.runtime import resolve_device, seed_everything
-from deepclust.engine.step import amp_enabled, apply_memory_format
+from deepclust.engine.step import amp_enabled, apply_memory_format, compile_backbones
 from deepclust.methods import DeepClusterer, get_method, list_methods
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -143,6 +143,7 @@ class StepBench:
         self.batch_size = int(config["training"]["batch_size"])
         self.model = apply_memory_format(get_method(name)(n_clusters=n_clusters)._build_model(
             config, n_clusters, shape, (0.5,) * channels, (0.29,) * channels).to(device), config["training"])
+        compile_backbones(self.model, config["training"])
         n_samples = max(4 * self.batch_size, n_samples)
         images = torch.randint(0, 256, (n_samples, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         self.images = images.to(device)
@@ -181,24 +182,28 @@ class StepBench:
 
 
 def time_steps(step: Callable[[], None], warmup: int, steps: int, device: torch.device,
-               deadline: float | None = None) -> tuple[float, int]:
-    """Seconds of ``steps`` calls of ``step`` after ``warmup`` untimed ones, and the number timed:
-    fewer when ``deadline`` (a ``time.perf_counter`` value) passes first, but at least one."""
+               deadline: float | None = None) -> tuple[float, float, int]:
+    """Seconds of ``warmup`` calls of ``step`` (compilation, allocator warm-up), then seconds of
+    ``steps`` calls after them, and the number timed: fewer when ``deadline`` (a
+    ``time.perf_counter`` value) passes first, but at least one."""
+    started = time.perf_counter()
     for _ in range(warmup):
         step()
     sync(device)
+    warmup_seconds = time.perf_counter() - started
     started, done = time.perf_counter(), 0
     while done < steps and (done == 0 or deadline is None or time.perf_counter() < deadline):
         step()
         done += 1
         sync(device)
-    return time.perf_counter() - started, done
+    return warmup_seconds, time.perf_counter() - started, done
 
 
 def count_flops(step: Callable[[], None]) -> float:
-    """FLOPs of one call of ``step`` by ``FlopCounterMode`` (matmuls and convolutions, forward and backward)."""
+    """FLOPs of one call of ``step`` by ``FlopCounterMode`` (matmuls and convolutions, forward and
+    backward), run eagerly: compiled kernels would bypass the counter."""
     counter = FlopCounterMode(display=False)
-    with counter:
+    with torch.compiler.set_stance("force_eager"), counter:
         step()
     return float(counter.get_total_flops())
 
@@ -215,7 +220,7 @@ def measure_method(name: str, args: argparse.Namespace, device: torch.device, ch
     if variant is not None:
         config = deep_merge(config, parse_assignment(variant))  # strict: a misspelt key is an error
     bench = StepBench(name, config, args.image_shape, args.n_clusters, device, args.n_samples)
-    seconds, steps = time_steps(bench.step, args.warmup, args.steps, device)
+    warmup_seconds, seconds, steps = time_steps(bench.step, args.warmup, args.steps, device)
     flops = count_flops(bench.step)
     seconds_per_step = seconds / steps
     return {
@@ -225,7 +230,7 @@ def measure_method(name: str, args: argparse.Namespace, device: torch.device, ch
         "image_size": bench.model.image_size, "parameters": sum(p.numel() for p in bench.model.parameters()),
         "images_per_second": bench.batch_size / seconds_per_step, "ms_per_step": 1e3 * seconds_per_step,
         "gflop_per_step": flops / 1e9, "gflops": flops / seconds_per_step / 1e9,
-        "timed_steps": steps, "warmup_steps": args.warmup,
+        "timed_steps": steps, "warmup_steps": args.warmup, "warmup_seconds": warmup_seconds,
     }
 
 
@@ -243,22 +248,25 @@ def format_markdown(result: dict) -> str:
     ]
     variants = any(row.get("variant", "preset") != "preset" for row in result["methods"])
     header = ["Method", *(["Config"] if variants else []), "Memory format", "Backbone", "Batch", "Image size",
-              "Params (M)", "Images/s", "ms/step", "GFLOP/step", "GFLOP/s", "% of matmul"]
+              "Params (M)", "Images/s", "ms/step", "GFLOP/step", "GFLOP/s", "% of matmul", "Warm-up s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result["methods"]:
         if row["status"] != "ok":
             continue
         share = 100.0 * row["gflops"] / result["matmul_gflops"]
+        warmup = f"{row['warmup_seconds']:.1f}" if "warmup_seconds" in row else "–"  # older results lack it
         config = f" | {row.get('variant', 'preset')}" if variants else ""
         lines.append(f"| {row['method']}{config} | {row.get('memory_format', 'contiguous')} | {row['backbone']} "
                      f"| {row['batch_size']} | {row['image_size']} "
                      f"| {row['parameters'] / 1e6:.2f} | {row['images_per_second']:.0f} | {row['ms_per_step']:.1f} "
-                     f"| {row['gflop_per_step']:.3f} | {row['gflops']:.1f} | {share:.0f}% |")
+                     f"| {row['gflop_per_step']:.3f} | {row['gflops']:.1f} | {share:.0f}% "
+                     f"| {warmup} |")
     lines += ["", "- A step: `training_step` (augmented views made on the device), backward, optimizer step and "
               "`on_after_step`, the batch already on the device.",
               "- GFLOP/step: `torch.utils.flop_counter.FlopCounterMode` over one step (matmuls and convolutions, "
               "forward and backward); element-wise work, augmentation and optimizer updates are not counted, so "
-              "GFLOP/s is a lower bound of the work done."]
+              "GFLOP/s is a lower bound of the work done.",
+              "- Warm-up s: the untimed warm-up steps together; with `training.compile` they hold the compilation."]
     skipped = [row for row in result["methods"] if row["status"] != "ok"]
     if skipped:
         lines += ["", "## Skipped or failed", ""] + [

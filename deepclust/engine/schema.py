@@ -35,6 +35,7 @@ ENGINE_KEYS: dict[str, Any] = {
     "training.checkpoint_every_minutes": NotNegative,
     "training.amp": bool,
     "training.channels_last": bool,
+    "training.compile": bool,
     "training.grad_clip": Optional[NotNegative],
     "training.skip_nonfinite": bool,
     "training.max_minutes": Optional[Positive],

@@ -6,6 +6,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from deepclust.backbones import Backbone
 from deepclust.engine.inference import autocast_context
 from deepclust.engine.model import Batch
 
@@ -25,6 +26,36 @@ def apply_memory_format(model: torch.nn.Module, training_config: dict) -> torch.
     if training_config.get("channels_last", False):
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def compile_backbones(model: torch.nn.Module, training_config: dict) -> list[torch.nn.Module]:
+    """``training.compile`` (default off): the ``forward`` of every backbone in ``model`` (the
+    outermost :class:`~deepclust.backbones.Backbone` submodules, a momentum copy included)
+    replaced by its :func:`torch.compile` version, in place; heads, losses and augmentation stay
+    eager, and parameter names, ``state_dict`` and checkpoints are unchanged. Returns the compiled
+    backbones for :func:`release_compiled`; the first steps (and the first evaluation) pay for the
+    compilation."""
+    if not training_config.get("compile", False):
+        return []
+    compiled: list[torch.nn.Module] = []
+
+    def visit(module: torch.nn.Module) -> None:
+        for child in module.children():
+            if isinstance(child, Backbone):
+                child.forward = torch.compile(child.forward)
+                compiled.append(child)
+            else:
+                visit(child)
+
+    visit(model)
+    return compiled
+
+
+def release_compiled(modules: Iterable[torch.nn.Module]) -> None:
+    """The class's eager ``forward`` back on modules :func:`compile_backbones` compiled (a compiled
+    ``forward`` does not pickle, and a fitted estimator must)."""
+    for module in modules:
+        vars(module).pop("forward", None)
 
 
 def train_batch(step: Callable[[Batch], dict[str, torch.Tensor]], batch: Batch, optimizer: torch.optim.Optimizer,

@@ -33,7 +33,8 @@ from deepclust.engine.progress import Progress
 from deepclust.engine.run_folder import RunInterrupted, RunLog, StopRequest, check_free_space
 from deepclust.engine.schema import ENGINE_TRAINING_DEFAULTS
 from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
-from deepclust.engine.step import NonFiniteLossError, amp_enabled, apply_memory_format, train_batch
+from deepclust.engine.step import (NonFiniteLossError, amp_enabled, apply_memory_format, compile_backbones,
+                                   release_compiled, train_batch)
 from deepclust.evaluation import evaluate_clustering, format_metrics
 
 #: Datasets up to this size are moved to the GPU once instead of batch by batch.
@@ -132,6 +133,7 @@ class Trainer:
         self.images = images
 
         apply_memory_format(model.to(device), training)
+        self.compiled = compile_backbones(model, training)
         self.step_module = model.training_step
         if self.distributed:
             distributed.convert_batch_norm(model)
@@ -336,6 +338,7 @@ class Trainer:
             self.log.write("interrupted", epoch=self.epoch, step=self.global_step)
             raise RunInterrupted(*(self._checkpointed or (None, None))) from None
         finally:
+            release_compiled(self.compiled)
             self.log.close()
 
     def _run_epoch(self, stop: StopRequest) -> str | None:

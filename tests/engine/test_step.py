@@ -58,3 +58,44 @@ def test_amp_only_on_cuda_and_on_by_default():
     assert not amp_enabled({}, torch.device("cpu"))
     assert amp_enabled({}, torch.device("cuda"))
     assert not amp_enabled({"amp": False}, torch.device("cuda"))
+
+
+class TwoBackbones(torch.nn.Module):
+    """A method-like model: an online backbone inside a wrapper, a momentum copy and a head."""
+
+    def __init__(self):
+        super().__init__()
+        from deepclust.backbones import build_backbone
+
+        torch.manual_seed(0)
+        self.online = torch.nn.Sequential(build_backbone("mlp", in_channels=1, image_size=4))
+        self.target = build_backbone("mlp", in_channels=1, image_size=4)
+        self.head = torch.nn.Linear(self.target.feature_dim, 2)
+
+    def forward(self, images):
+        return self.head(self.online(images)) + self.head(self.target(images))
+
+
+def test_compile_backbones_compiles_each_backbone_and_keeps_outputs_names_and_pickling():
+    import pickle
+
+    from deepclust.backbones import Backbone
+    from deepclust.engine.step import compile_backbones, release_compiled
+
+    model = TwoBackbones()
+    images = torch.rand(5, 1, 4, 4)
+    eager, names = model(images).detach(), list(model.state_dict())
+    assert compile_backbones(model, {"compile": False}) == []
+    assert "forward" not in vars(model.target)
+
+    compiled = compile_backbones(model, {"compile": True})
+    assert compiled == [model.online[0], model.target] and all(isinstance(m, Backbone) for m in compiled)
+    assert all("forward" in vars(module) for module in compiled) and "forward" not in vars(model.head)
+    assert torch.allclose(model(images), eager, atol=1e-6)
+    assert list(model.state_dict()) == names
+    with pytest.raises(Exception):
+        pickle.dumps(model)  # why release_compiled exists
+
+    release_compiled(compiled)
+    assert all("forward" not in vars(module) for module in compiled)
+    assert torch.allclose(pickle.loads(pickle.dumps(model))(images), eager)
