@@ -78,3 +78,16 @@ def test_bad_variant_and_sample_count_are_refused(capsys):
     with pytest.raises(SystemExit):
         load_benchmark("throughput").main(["--n-samples", "0"])
     assert "--n-samples must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_compiled_variant_counts_the_same_flops_and_reports_its_warm_up(tmp_path):
+    result = load_benchmark("throughput").main(["--methods", "dchl", "--variant", "training.compile=true",
+                                                "--warmup", "1", "--steps", "1", "--batch-size", "8",
+                                                "--image-shape", "1,16,16", "--matmul-size", "64",
+                                                "--out", str(tmp_path)])
+    eager, compiled = result["methods"]
+    assert eager["status"] == compiled["status"] == "ok" and compiled["variant"] == "training.compile=true"
+    assert compiled["gflop_per_step"] == pytest.approx(eager["gflop_per_step"])  # counted eagerly, same work
+    assert compiled["warmup_seconds"] > 0 and eager["warmup_seconds"] > 0
+    md = (tmp_path / "throughput.md").read_text()
+    assert "% of matmul | Warm-up s |" in md and "| dchl | training.compile=true |" in md
