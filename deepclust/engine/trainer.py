@@ -133,7 +133,6 @@ class Trainer:
         self.images = images
 
         apply_memory_format(model.to(device), training)
-        self.compiled = compile_backbones(model, training)
         self.step_module = model.training_step
         if self.distributed:
             distributed.convert_batch_norm(model)
@@ -319,6 +318,7 @@ class Trainer:
         A second Ctrl-C (or one after training) stops at once with :class:`RunInterrupted`, which
         names the epoch and step of the last checkpoint, the point a resume continues from.
         """
+        compiled = compile_backbones(self.model, self.config["training"])
         try:
             self._start()
             stop_reason = None
@@ -338,7 +338,7 @@ class Trainer:
             self.log.write("interrupted", epoch=self.epoch, step=self.global_step)
             raise RunInterrupted(*(self._checkpointed or (None, None))) from None
         finally:
-            release_compiled(self.compiled)
+            release_compiled(compiled)
             self.log.close()
 
     def _run_epoch(self, stop: StopRequest) -> str | None:
