@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the throughput script's pieces, also when imported
 
-from throughput import StepBench, count_flops, machine, matmul_gflops, sync, time_steps  # noqa: E402
+from throughput import StepBench, count_flops, machine, time_steps  # noqa: E402
 
 from deepclust.augment import ViewPipeline, to_float  # noqa: E402
 from deepclust.cli import main as deepclust_main  # noqa: E402
@@ -65,7 +65,7 @@ from deepclust.data import dataset_status, load_source, read_source  # noqa: E40
 from deepclust.engine.checkpoint import load_checkpoint  # noqa: E402
 from deepclust.engine import distributed  # noqa: E402
 from deepclust.engine.config import deep_merge  # noqa: E402
-from deepclust.engine.runtime import resolve_device  # noqa: E402
+from deepclust.engine.runtime import matmul_gflops, resolve_device, synchronize  # noqa: E402
 from deepclust.engine.step import amp_enabled  # noqa: E402
 from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator  # noqa: E402
 
@@ -281,7 +281,7 @@ class ViewTimer:
             handle.remove()
 
     def seconds(self) -> float:
-        sync(self.device)
+        synchronize(self.device)
         if self.device.type == "cuda":
             return sum(start.elapsed_time(stop) for start, stop in self.spans) / 1e3
         return sum(stop - start for start, stop in self.spans)
@@ -292,7 +292,7 @@ def measure_on_device(bench: StepBench, dry_run: bool, matmul: dict, deadline: f
     for _ in range(warmup):
         bench.step()
     device = bench.device
-    sync(device)
+    synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         resident = torch.cuda.memory_allocated(device)
@@ -361,9 +361,9 @@ def measure_with_dataloader(bench: StepBench, calls: list[ViewPipeline], dry_run
             if timed % workers == 0 and time.perf_counter() > deadline:
                 break
         elif position == workers - 1:
-            sync(device)
+            synchronize(device)
             started = time.perf_counter()
-    sync(device)
+    synchronize(device)
     per_step = (time.perf_counter() - started) / timed
     return {"images_per_second": bench.batch_size / per_step, "ms_per_step": 1e3 * per_step, "workers": workers,
             "timed_steps": timed, "pin_memory": device.type == "cuda"}

@@ -46,7 +46,7 @@ from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.engine.inference import autocast_context, iterate_images, map_images
 from deepclust.engine.model import Batch, TrainingContext
 from deepclust.engine.optim import build_optimizer
-from deepclust.engine.runtime import resolve_device, seed_everything
+from deepclust.engine.runtime import matmul_gflops, reference_matmul_size, resolve_device, seed_everything, synchronize
 from deepclust.engine.step import amp_enabled, apply_memory_format, compile_backbones
 from deepclust.methods import DeepClusterer, get_method, list_methods
 
@@ -93,30 +93,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.n_samples < 1:
         parser.error(f"--n-samples must be >= 1, got {args.n_samples}")
     return args
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(device: torch.device, size: int, min_seconds: float = 0.5,
-                  dtype: torch.dtype = torch.float32) -> float:
-    """GFLOP/s of ``size``×``size`` matmuls in ``dtype`` (2·size³ FLOPs each), after one warm-up."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, dtype)
-    b = torch.randn(size, size, generator=generator).to(device, dtype)
-    torch.mm(a, b)
-    sync(device)
-    repeats, started = 0, time.perf_counter()
-    while True:
-        torch.mm(a, b)
-        repeats += 1
-        sync(device)
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and repeats >= 2:
-            break
-    return 2.0 * size**3 * repeats / elapsed / 1e9
 
 
 def machine(device: torch.device) -> str:
@@ -189,13 +165,13 @@ def time_steps(step: Callable[[], None], warmup: int, steps: int, device: torch.
     started = time.perf_counter()
     for _ in range(warmup):
         step()
-    sync(device)
+    synchronize(device)
     warmup_seconds = time.perf_counter() - started
     started, done = time.perf_counter(), 0
     while done < steps and (done == 0 or deadline is None or time.perf_counter() < deadline):
         step()
         done += 1
-        sync(device)
+        synchronize(device)
     return warmup_seconds, time.perf_counter() - started, done
 
 
@@ -285,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         names = [n.strip() for n in args.methods.split(",") if n.strip()]
         for name in names:
             get_method(name)
-    size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+    size = args.matmul_size or reference_matmul_size(device)
     formats = {"contiguous": [False], "channels_last": [True], "both": [False, True]}[args.memory_format]
     result = {
         "command": " ".join(["python benchmarks/throughput.py", shlex.join(argv)]).strip(), "machine": machine(device),

@@ -1,7 +1,9 @@
-"""Devices, seeding and random-state capture for exact resumption."""
+"""Devices (choice, synchronisation, matmul speed), seeding and random-state capture for exact
+resumption."""
 from __future__ import annotations
 
 import random
+import time
 
 import numpy as np
 import torch
@@ -24,6 +26,37 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device '{device}' requested but MPS is not available on this machine")
     return resolved
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously); a no-op elsewhere."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reference_matmul_size(device: torch.device) -> int:
+    """Side of the square matmul that measures a device's speed: 8192 on CUDA, 2048 elsewhere."""
+    return 8192 if device.type == "cuda" else 2048
+
+
+def matmul_gflops(device: torch.device, size: int, min_seconds: float = 0.5,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of ``size``×``size`` matmuls in ``dtype`` (2·size³ FLOPs each) on ``device``, timed
+    for at least ``min_seconds`` and two products after one warm-up product."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    torch.mm(a, b)
+    synchronize(device)
+    repeats, started = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        repeats += 1
+        synchronize(device)
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds and repeats >= 2:
+            break
+    return 2.0 * size**3 * repeats / elapsed / 1e9
 
 
 def seed_everything(seed: int) -> None:

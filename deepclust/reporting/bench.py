@@ -43,7 +43,7 @@ from deepclust.backbones import list_backbones
 from deepclust.cluster.umap_gmm import UmapGmm, import_umap
 from deepclust.data import ImageDataset, load_dataset, write_source
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
-from deepclust.engine.runtime import resolve_device
+from deepclust.engine.runtime import matmul_gflops, reference_matmul_size, resolve_device
 from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering
 from deepclust.evaluation.embedding_quality import PROTOCOL as EMBEDDING_QUALITY_PROTOCOL
@@ -554,8 +554,10 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         raise ValueError(f"dataset '{dataset.name}' has no labels: give --n-clusters")
     stem = results_name(settings, dataset)
     runs_dir = Path(settings.runs_dir or Path("runs") / f"bench-{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    matmul_size = reference_matmul_size(device)
     meta = {
         "dataset": dataset.name, "results_name": stem, "command": command, "machine": machine_description(device),
+        "matmul_size": matmul_size, "matmul_gflops": round(matmul_gflops(device, matmul_size, min_seconds=0.25), 1),
         "date": time.strftime("%Y-%m-%d"), "n_samples": len(dataset), "n_clusters": n_clusters,
         "seeds": list(settings.seeds), "budget_minutes": settings.budget_minutes,
         "preset": settings.preset or DEFAULT_PRESET, "split": settings.split, "subset": settings.subset,

@@ -63,6 +63,8 @@ def _setting(data: dict) -> str:
     return (f"{images}, K = {data['n_clusters']}, {seed_text}, each method's `{data.get('preset')}` preset"
             + (f" with {budget:g} minutes of training per run" if budget is not None else "")
             + (f", on {data['machine']}" if data.get("machine") else "")
+            + (f", float32 matmul {data.get('matmul_size', '?')}² at {data['matmul_gflops']:.0f} GFLOP/s"
+               if data.get("matmul_gflops") is not None else "")
             + (f", {data['date']}" if data.get("date") else "") + ";")
 
 

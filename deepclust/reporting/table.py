@@ -205,7 +205,8 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def format_markdown(rows: list[dict], meta: dict) -> str:
-    """The whole results page. ``meta`` keys used: ``dataset``, ``command``, ``machine``, ``date``,
+    """The whole results page. ``meta`` keys used: ``dataset``, ``command``, ``machine``,
+    ``matmul_size`` and ``matmul_gflops`` (the machine's speed), ``date``,
     ``n_samples``, ``n_clusters``, ``budget_minutes``, ``seeds``, ``preset``, ``notes`` (list)."""
     dataset = meta.get("dataset", "?")
     subset = f" ({', '.join(meta['classes'])})" if meta.get("classes") else ""
@@ -214,6 +215,9 @@ def format_markdown(rows: list[dict], meta: dict) -> str:
     facts = []
     if meta.get("machine"):
         facts.append(f"machine: {meta['machine']}")
+    if meta.get("matmul_gflops") is not None:
+        size = meta.get("matmul_size", "?")
+        facts.append(f"its speed: float32 matmul {size}×{size} at {meta['matmul_gflops']:.1f} GFLOP/s")
     if meta.get("date"):
         facts.append(f"date: {meta['date']}")
     if meta.get("n_samples") is not None:

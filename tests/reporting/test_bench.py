@@ -55,6 +55,8 @@ def test_bench_writes_table_and_keeps_runs(tmp_path, nopreset, capsys):
     assert "±" in line and "| cpu |" in line
     assert "| k-means (random small_cnn) *(baseline)* |" in md and "nopreset: skipped" in md
     assert data["n_samples"] == 240 and data["seeds"] == [0, 1] and len(data["runs"]) == 2 * 4
+    assert data["matmul_size"] == 2048 and data["matmul_gflops"] > 0  # the machine's speed, measured once
+    assert f"float32 matmul 2048×2048 at {data['matmul_gflops']:.1f} GFLOP/s" in md
     for folder in ("toy-seed0", "toy-seed1", "kmeans-pixels-seed1", "kmeans-small_cnn-seed0"):
         assert (runs / folder / "model.pt").is_file() and (runs / folder / "metrics.json").is_file()
         assert json.loads((runs / folder / "data.json").read_text())["subset"] == 240

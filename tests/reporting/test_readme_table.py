@@ -59,6 +59,12 @@ def test_block_shows_mean_and_sd_best_in_bold_and_the_verdicts():
     assert "USE THE GROUND-TRUTH LABELS" in block and "Not run: hadis (failed: RuntimeError: boom)." in block
     assert "- dchl: mean ACC 0.6500 − 0.5750 of UMAP + GMM (pixels) = +0.0750; spread 0.0100 → above" in block
     assert "- htcn: mean ACC 0.6000 − 0.5750 of UMAP + GMM (pixels) = +0.0250; spread 0.0200 → above" in block
+    assert ", on a CPU, 2026-01-01;" in lines[0]  # no matmul speed in these results: none in the line
+
+
+def test_block_states_the_machines_matmul_speed_when_the_results_have_it():
+    results = {**fake_results(), "matmul_size": 2048, "matmul_gflops": 190.46}
+    assert ", on a CPU, float32 matmul 2048² at 190 GFLOP/s, 2026-01-01;" in readme_block(results, "fake.md")
 
 
 def test_missing_markers_are_a_clear_error():

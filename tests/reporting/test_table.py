@@ -78,6 +78,14 @@ def test_markdown_contents(records):
     assert "hadis: seed 1 failed: RuntimeError: boom" in text
     assert "ddof = 1" in text and "VmHWM" in text
     assert "`runs/htcn-0`, `runs/htcn-1`" in text
+    assert "matmul" not in text  # results made before the machine's speed was recorded
+
+
+def test_markdown_states_the_machines_matmul_speed(records):
+    meta = {"dataset": "fake", "command": COMMAND, "machine": "CPU (2 cores)", "matmul_size": 2048,
+            "matmul_gflops": 106.5}
+    text = format_markdown(aggregate_records(records), meta)
+    assert "Machine: CPU (2 cores); its speed: float32 matmul 2048×2048 at 106.5 GFLOP/s." in text
 
 
 def test_csv_and_json_files(records, tmp_path):
