@@ -43,3 +43,16 @@ def test_autocast_cpu_bfloat16():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = net(torch.rand(2, 1, 28, 28))
     assert out.shape == (2, 256) and torch.isfinite(out.float()).all()
+
+
+def test_small_cnn_depth_adds_shape_keeping_layers_per_stage():
+    shallow, deep = build_backbone("small_cnn", 1, 28, width=0.5), build_backbone("small_cnn", 1, 28, width=0.5, depth=2)
+    convs = [m for m in deep.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [
+        (1, 16, 1), (16, 16, 1), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)]
+    # the default keeps the four-layer network and its parameter names (saved weights still load)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in shallow.modules()) == 4
+    assert list(shallow.state_dict()) == list(build_backbone("small_cnn", 1, 28, width=0.5).state_dict())
+    assert deep(torch.rand(2, 1, 28, 28)).shape == (2, 128) and len(deep.stage_names()) == 8
+    with pytest.raises(ValueError, match="small_cnn: depth must be a positive int, got 0"):
+        build_backbone("small_cnn", 1, 28, depth=0)
