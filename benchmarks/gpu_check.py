@@ -65,7 +65,7 @@ from deepclust.data import dataset_status, load_source, read_source  # noqa: E40
 from deepclust.engine.checkpoint import load_checkpoint  # noqa: E402
 from deepclust.engine import distributed  # noqa: E402
 from deepclust.engine.config import deep_merge  # noqa: E402
-from deepclust.engine.runtime import matmul_gflops, resolve_device, synchronize  # noqa: E402
+from deepclust.engine.runtime import matmul_gflops, reference_matmul_size, resolve_device, synchronize  # noqa: E402
 from deepclust.engine.step import amp_enabled  # noqa: E402
 from deepclust.methods import DeepClusterer, get_method, list_methods, load_estimator  # noqa: E402
 
@@ -677,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
               "time_limit_seconds": 60.0 * args.time_limit_minutes, "stages": []}
     print(f"GPU check on {result['device']}; time limit {args.time_limit_minutes:g} min", flush=True)
     result["stages"].append(run_stage("cuda-tests", *limit.budgets("cuda-tests"), cuda_tests, device, work))
-    size = 256 if args.dry_run else 8192
+    size = 256 if args.dry_run else reference_matmul_size(device)
     dtypes = {"float32": torch.float32, **({"bfloat16": torch.bfloat16} if device.type == "cuda" else {})}
     result["matmul"] = {"size": size, "gflops": {name: matmul_gflops(device, size, dtype=dtype) for name, dtype in dtypes.items()}}
     result["stages"] += throughput_stages(device, args, result["matmul"]["gflops"],

@@ -32,7 +32,7 @@ from deepclust.engine.loggers import build_loggers
 from deepclust.engine.progress import Progress
 from deepclust.engine.run_folder import RunInterrupted, RunLog, StopRequest, check_free_space
 from deepclust.engine.schema import ENGINE_TRAINING_DEFAULTS
-from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything
+from deepclust.engine.runtime import capture_rng_state, restore_rng_state, seed_everything, synchronize
 from deepclust.engine.step import (NonFiniteLossError, amp_enabled, apply_memory_format, compile_backbones,
                                    release_compiled, train_batch)
 from deepclust.evaluation import evaluate_clustering, format_metrics
@@ -368,8 +368,7 @@ class Trainer:
                       step=self.global_step, generator=self._step_generator(), pass_name=epoch_pass.name,
                       terms=epoch_pass.terms)
         values = self._train_step(batch)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         self.train_seconds += time.perf_counter() - started
         self.images_seen += indices.numel()
         self.global_step += 1
