@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2); the table shows "
                                                         "mean ± sample sd, the JSON every run")
     bench.add_argument("--preset", help="preset of every deep method (default: cpu-fashion-mnist)")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config key of every deep method's preset, e.g. --set backbone.depth=2 "
+                            "(repeatable; not the baselines'); results <dataset>-set-<KEY>-<VALUE>.md/.csv/.json")
     bench.add_argument("--out", help="folder of <dataset>.md/.csv/.json (default: benchmarks/results)")
     bench.add_argument("--runs-dir", help="folder of the run folders (default: runs/bench-<dataset>-<time>)")
     bench.add_argument("--n-clusters", type=int, help="number of clusters (default: the dataset's classes)")
@@ -481,6 +484,13 @@ def _refine_overrides(assignments: list[str] | None) -> dict | None:
     return overrides
 
 
+def _checked_assignments(assignments: list[str]) -> list[str]:
+    """``--set KEY=VALUE`` assignments as given, each checked to be one."""
+    for assignment in assignments:
+        parse_assignment(assignment)
+    return list(assignments)
+
+
 def _readout_options(assignments: list[str] | None) -> dict | None:
     """``bench --readout KEY=VALUE ...`` as UMAP + GMM options (``run_benchmark`` checks them)."""
     if assignments is None:
@@ -497,7 +507,8 @@ def command_bench(args) -> int:
     seeds = _int_list(args.seeds, "--seeds")
     settings = BenchSettings(
         dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
-        preset=args.preset, subset=args.subset, split=args.split, classes=args.classes, held_out=args.held_out,
+        preset=args.preset, overrides=_checked_assignments(args.set), subset=args.subset, split=args.split,
+        classes=args.classes, held_out=args.held_out,
         imbalance=getattr(args, "imbalance", 0) or 0,
         data_root=args.data_root, runs_dir=args.runs_dir, n_clusters=args.n_clusters, baselines=args.baselines,
         baseline_image_size=args.baseline_image_size,
@@ -518,6 +529,8 @@ def command_bench(args) -> int:
                           ("--runs-dir", args.runs_dir)):
         if value is not None and value != getattr(BenchSettings, option[2:].replace("-", "_")):
             words += [option, str(value)]
+    for assignment in args.set:
+        words += ["--set", assignment]
     if args.no_embedding_quality:
         words.append("--no-embedding-quality")
     words += [] if args.refine is None else ["--refine", *args.refine]

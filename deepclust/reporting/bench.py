@@ -1,9 +1,10 @@
 """``deepclust bench``: every method and the strongest simple baselines on the same data and seeds.
 
-Each deep method is trained with its ``cpu-fashion-mnist`` preset (or ``preset``) under a
-wall-clock budget of ``budget_minutes`` per run. The baselines (``--baselines``, see
-:func:`parse_baseline`) are k-means and UMAP + GMM on pixels or on a random backbone's features,
-and N2D (``ae-umap-gmm``), whose autoencoder gets the same preset rule and budget as a method.
+Each deep method is trained with its ``cpu-fashion-mnist`` preset (or ``preset``), with the
+``overrides`` (``--set KEY=VALUE``) on top, under a wall-clock budget of ``budget_minutes`` per
+run. The baselines (``--baselines``, see :func:`parse_baseline`) are k-means and UMAP + GMM on
+pixels or on a random backbone's features, and N2D (``ae-umap-gmm``), whose autoencoder gets the
+same preset rule and budget as a method.
 Every run is repeated for every seed (default 0, 1, 2); the table shows mean ± sample standard
 deviation and the JSON keeps every run. Each run also scores its embeddings with the labels
 (:mod:`deepclust.evaluation.embedding_quality`), and a closing line per method says whether its
@@ -42,6 +43,7 @@ import torch
 from deepclust.backbones import list_backbones
 from deepclust.cluster.umap_gmm import UmapGmm, import_umap
 from deepclust.data import ImageDataset, load_dataset, write_source
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import matmul_gflops, reference_matmul_size, resolve_device
 from deepclust.ensemble import ensemble_runs, write_labels
@@ -87,6 +89,7 @@ class BenchSettings:
     embedding_quality: bool = True
     overwrite: bool = False  #: run again the jobs whose run folders already hold runs
     resume: bool = False  #: keep the finished runs already in the run folders (their earlier rows)
+    overrides: list[str] = field(default_factory=list)  #: ``KEY=VALUE`` over every deep method's preset (``--set``)
     refine: dict | None = None  # the deep methods' ``refine`` section overrides (None: no refine stage)
     readout: dict | None = None  #: UMAP + GMM options of each deep method's ``+ UMAP-GMM`` row (None: no such row)
     ensemble: bool = False
@@ -226,12 +229,15 @@ def load_held_out(settings: BenchSettings) -> ImageDataset | None:
 
 def results_name(settings: BenchSettings, dataset: ImageDataset) -> str:
     """The stem of the results files and of the default run folder: the dataset's name, then the class
-    subset's names and the held-out split (so that these checks never overwrite the full table)."""
+    subset's names, the held-out split and the ``--set`` overrides (so that these checks and variants
+    never overwrite the full table)."""
     words = [dataset.name]
     if settings.classes is not None:
         words += ["classes", *dataset.class_names]
     if settings.held_out is not None:
         words += ["held-out", settings.held_out]
+    if settings.overrides:
+        words += ["set", *settings.overrides]
     return "-".join("".join(c if c.isalnum() else "-" for c in word.lower()).strip("-") for word in words)
 
 
@@ -309,12 +315,43 @@ def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Pat
     return fields
 
 
+def override_config(overrides: list[str]) -> dict:
+    """The ``--set KEY=VALUE`` assignments as one configuration mapping (later ones win)."""
+    config: dict = {}
+    for assignment in overrides:
+        config = deep_merge(config, parse_assignment(assignment), strict=False)
+    return config
+
+
+def check_overrides(methods: list[str], settings: BenchSettings) -> None:
+    """Before any training: every deep method whose preset exists takes the ``--set`` overrides
+    (known keys, values of the right types), else a ValueError naming the method and the key."""
+    if not settings.overrides:
+        return
+    config = override_config(settings.overrides)
+    preset = settings.preset or DEFAULT_PRESET
+    for name in methods:
+        cls = get_method(name)
+        try:
+            cls.preset_config(preset)
+        except Exception:  # the job is skipped for its missing preset, as without --set
+            continue
+        if "config" not in _accepted(cls):
+            raise ValueError(f"--set: method '{name}' takes no configuration")
+        try:
+            cls(n_clusters=2, preset=preset, config=config).resolved_config()
+        except ConfigError as error:
+            raise ValueError(f"--set: method '{name}': {error}") from None
+
+
 def job_record(name: str, baseline: Baseline | None, seed: int, settings: BenchSettings) -> dict:
     """The fields that name one run of the benchmark (a deep method ``name``, or ``baseline``), whether
-    it finishes or fails: its row name, kind, registry method, preset (or features) and seed."""
+    it finishes or fails: its row name, kind, registry method, preset (or features), the ``--set``
+    overrides of a deep method, and seed."""
     preset = settings.preset or DEFAULT_PRESET
     if baseline is None:
-        return {"name": name, "kind": "method", "method": name, "preset": preset, "seed": seed}
+        overrides = {"overrides": list(settings.overrides)} if settings.overrides else {}
+        return {"name": name, "kind": "method", "method": name, "preset": preset, **overrides, "seed": seed}
     return {"name": baseline.label, "kind": "baseline", "method": baseline.method,
             "preset": preset if baseline.features is None else baseline.preset_note, "seed": seed}
 
@@ -332,10 +369,14 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
     missing = {"preset", "max_minutes", "out_dir", "seed", "device"} - _accepted(cls)
     if missing:
         return {**record, "status": "skipped", "note": f"estimator takes no {', '.join(sorted(missing))}"}
-    refine = {"config": {"refine": {**settings.refine, "enabled": True}}} \
-        if settings.refine is not None and kind == "method" else {}
+    config = {}
+    if kind == "method":
+        config = override_config(record.get("overrides", []))
+        if settings.refine is not None:
+            config = deep_merge(config, {"refine": {**settings.refine, "enabled": True}}, strict=False)
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
-                    device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose, **refine)
+                    device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose,
+                    **({"config": config} if config else {}))
     fields = _fit(estimator, dataset, settings, run_dir, device, held_out,
                   readout=settings.readout if kind == "method" else None)
     metrics = estimator.metrics_
@@ -377,7 +418,7 @@ def refined_rows(record: dict) -> list[dict]:
     before, stage = record.pop("before_refine", None), record.pop("refine", None)
     if before is None:
         return [record]
-    kept = ("name", "kind", "method", "preset", "seed", "status", "device", "run_dir", "peak_memory_mb",
+    kept = ("name", "kind", "method", "preset", "overrides", "seed", "status", "device", "run_dir", "peak_memory_mb",
             "memory_kind", "train_seconds", "images_per_second", "epochs", "steps", "stop_reason")
     unrefined = {**{key: record[key] for key in kept if key in record}, **_metric_fields(before),
                  "n_samples": record.get("n_samples"), "note": "before refinement (one training with its + refine row)"}
@@ -398,7 +439,8 @@ def readout_rows(record: dict) -> list[dict]:
         return [record]
     name = f"{record['name']}{READOUT_SUFFIX}"
     if readout["status"] != "ok":
-        return [record, {**{key: record[key] for key in ("kind", "method", "preset", "seed", "run_dir")},
+        return [record, {**{key: record[key] for key in ("kind", "method", "preset", "overrides", "seed", "run_dir")
+                            if key in record},
                          "name": name, "status": "failed", "note": readout["note"]}]
     scored = {**_metric_fields(readout), **{f"fit_{key}": readout[f"fit_{key}"] for key in FIT_SCORES
                                             if f"fit_{key}" in readout}}
@@ -544,6 +586,7 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
             raise ValueError(f"--readout: {error}") from None
         import_umap()
     methods, named_baselines = resolve_methods(settings.methods)
+    check_overrides(methods, settings)
     baselines = resolve_baselines(settings.baselines)
     baselines += [b for b in resolve_baselines(named_baselines) if b not in baselines]
     device = resolve_device(settings.device)
@@ -562,7 +605,8 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
         "seeds": list(settings.seeds), "budget_minutes": settings.budget_minutes,
         "preset": settings.preset or DEFAULT_PRESET, "split": settings.split, "subset": settings.subset,
         "classes": None if settings.classes is None else list(dataset.class_names), "held_out": settings.held_out,
-        "imbalance": settings.imbalance, "baselines": [b.spelling for b in baselines],
+        "imbalance": settings.imbalance, "overrides": list(settings.overrides),
+        "baselines": [b.spelling for b in baselines],
         "runs_dir": str(runs_dir), "comparison_rule": COMPARISON_RULE, "notes": [],
     }
     if settings.embedding_quality and dataset.labels is not None:
@@ -581,6 +625,10 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
     if settings.subset is not None:
         meta["notes"].append(f"A subset of {settings.subset} images drawn with seed {settings.subset_seed} "
                              f"(the same images for every method and seed).")
+    if settings.overrides:
+        meta["notes"].append("Every deep method's configuration: its preset with "
+                             + ", ".join(f"`{assignment}`" for assignment in settings.overrides)
+                             + " (`--set`); the baselines' are their own.")
     if settings.refine is not None:
         meta["notes"].append("Every deep method was trained once with the self-labelling refine stage "
                              f"(docs/REFINE_AND_ENSEMBLE.md; `refine` settings {settings.refine or 'the defaults'}, "

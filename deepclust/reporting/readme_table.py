@@ -60,7 +60,9 @@ def _setting(data: dict) -> str:
         images = "All " + images
     images = images[0].upper() + images[1:]
     budget = data.get("budget_minutes")
+    overrides = "".join(f" `--set {assignment}`" for assignment in data.get("overrides") or [])
     return (f"{images}, K = {data['n_clusters']}, {seed_text}, each method's `{data.get('preset')}` preset"
+            + (f" +{overrides}" if overrides else "")
             + (f" with {budget:g} minutes of training per run" if budget is not None else "")
             + (f", on {data['machine']}" if data.get("machine") else "")
             + (f", float32 matmul {data.get('matmul_size', '?')}² at {data['matmul_gflops']:.0f} GFLOP/s"

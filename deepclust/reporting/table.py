@@ -65,6 +65,13 @@ def _train_minutes(record: dict) -> float | None:
     return None if seconds is None else seconds / 60.0
 
 
+def _preset_shown(record: dict) -> Any:
+    """A run's preset as its row shows it: with its ``--set`` overrides, if any."""
+    overrides = record.get("overrides")
+    return record.get("preset") if not overrides else " ".join([str(record.get("preset")),
+                                                                *(f"--set {a}" for a in overrides)])
+
+
 def _unique(values: Iterable[Any]) -> list:
     seen = []
     for value in values:
@@ -88,7 +95,7 @@ def aggregate_records(records: list[dict]) -> list[dict]:
         not_done = [r for r in group if r.get("status", "ok") != "ok"]
         row: dict[str, Any] = {
             "name": name, "kind": kind, "method": group[0].get("method", name),
-            "preset": ", ".join(map(str, _unique(r.get("preset") for r in group))) or None,
+            "preset": ", ".join(map(str, _unique(_preset_shown(r) for r in group))) or None,
             "n_seeds": len(done), "seeds": [r.get("seed") for r in done],
             "device": ", ".join(map(str, _unique(r.get("device") for r in done))) or None,
             "memory_kind": ", ".join(_unique(r.get("memory_kind") for r in done)) or None,

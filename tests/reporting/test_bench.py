@@ -331,6 +331,42 @@ def test_bench_refuses_run_folders_that_hold_runs_unless_resumed_or_overwritten(
     assert toy_log.read_text().count('"event": "start"') == starts == 1  # run again in a cleared folder
 
 
+def test_bench_set_overrides_every_deep_methods_preset_in_its_own_results(tmp_path, capsys):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    assert main(["bench", "--dataset", "digits", "--subset", "200", "--methods", "toy,hardreg", "--baselines", "kmeans",
+                 "--budget-minutes", "1", "--seeds", "0", "--kmeans-n-init", "1", "--no-embedding-quality",
+                 "--set", "training.epochs=2", "--set", "training.batch_size=50",
+                 "--out", str(out), "--runs-dir", str(runs), "--device", "cpu"]) == 0
+    stem = "digits-set-training-epochs-2-training-batch-size-50"
+    assert not (out / "digits.json").exists()  # a variant never overwrites the presets' table
+    data = json.loads((out / f"{stem}.json").read_text())
+    assert data["overrides"] == ["training.epochs=2", "training.batch_size=50"]
+    assert "--set training.epochs=2 --set training.batch_size=50" in data["command"]
+    for run in (r for r in data["runs"] if r["kind"] == "method"):
+        assert run["status"] == "ok" and run["epochs"] == 2, run  # the presets' epochs are more
+        assert run["overrides"] == data["overrides"]
+        config = (runs / f"{run['method']}-seed0" / "config.yaml").read_text()
+        assert "batch_size: 50" in config
+    kmeans = next(r for r in data["runs"] if r["kind"] == "baseline")
+    assert kmeans["status"] == "ok" and "overrides" not in kmeans
+    page = (out / f"{stem}.md").read_text()
+    assert "| toy | cpu-fashion-mnist --set training.epochs=2 --set training.batch_size=50 |" in page
+    assert "its preset with `training.epochs=2`, `training.batch_size=50` (`--set`)" in page
+
+
+def test_bench_set_is_checked_against_every_method_before_any_training(tmp_path, capsys):
+    base = ["bench", "--dataset", "digits", "--methods", "toy,hardreg", "--baselines", "none", "--budget-minutes", "1",
+            "--out", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")]
+    assert main(base + ["--set", "training.epochz=2"]) == 2
+    assert "--set: method 'toy': unknown configuration key 'training.epochz'" in capsys.readouterr().err
+    assert main(base + ["--set", "training.epochs=0"]) == 2
+    error = capsys.readouterr().err
+    assert "--set: method 'toy'" in error and "training.epochs" in error
+    assert main(base + ["--set", "training.epochs"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+
+
 def test_bench_records_no_default_out_in_its_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--dataset", "digits", "--methods", "toy", "--baselines", "none", "--budget-minutes", "0.01",

@@ -67,6 +67,13 @@ def test_block_states_the_machines_matmul_speed_when_the_results_have_it():
     assert ", on a CPU, float32 matmul 2048² at 190 GFLOP/s, 2026-01-01;" in readme_block(results, "fake.md")
 
 
+def test_block_names_the_overrides_of_a_variant_table():
+    results = {**fake_results(), "overrides": ["backbone.depth=2", "training.epochs=3"]}
+    line = readme_block(results, "fake.md").splitlines()[0]
+    assert "preset + `--set backbone.depth=2` `--set training.epochs=3` with" in line
+    assert "--set" not in readme_block(fake_results(), "fake.md").splitlines()[0]
+
+
 def test_missing_markers_are_a_clear_error():
     with pytest.raises(ValueError, match="no results block"):
         replace_block("# a README without markers\n", "block\n", RESULTS)
