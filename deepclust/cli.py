@@ -13,7 +13,8 @@ from pathlib import Path
 
 from deepclust.data import dataset_status, list_datasets, load_dataset, load_source, read_source
 from deepclust.engine import distributed
-from deepclust.engine.config import ConfigError, deep_merge, load_yaml, parse_assignment, with_shared_sections
+from deepclust.engine.config import (ConfigError, deep_merge, load_yaml, parse_assignment, parse_assignments,
+                                     with_shared_sections)
 from deepclust.engine.runtime import resolve_device
 from deepclust.ensemble import ensemble_runs, write_labels
 from deepclust.evaluation import evaluate_clustering, format_metrics
@@ -228,8 +229,7 @@ def _estimator_params(estimator_class, args) -> dict:
     if args.config:
         from deepclust.engine.config import read_config_file
         config = read_config_file(args.config)
-    for assignment in args.set:
-        config = deep_merge(config, parse_assignment(assignment), strict=False)
+    config = deep_merge(config, parse_assignments(args.set), strict=False)
     if args.refine:
         config = deep_merge(config, {"refine": {"enabled": True}}, strict=False)
     if args.logger:
@@ -477,18 +477,9 @@ def _refine_overrides(assignments: list[str] | None) -> dict | None:
     """``bench --refine KEY=VALUE ...`` as a ``refine`` section override, checked against the section."""
     if assignments is None:
         return None
-    overrides: dict = {}
-    for assignment in assignments:
-        overrides = deep_merge(overrides, parse_assignment(assignment), strict=False)
+    overrides = parse_assignments(assignments)
     with_shared_sections({"refine": overrides})  # an unknown key fails here, before any training
     return overrides
-
-
-def _checked_assignments(assignments: list[str]) -> list[str]:
-    """``--set KEY=VALUE`` assignments as given, each checked to be one."""
-    for assignment in assignments:
-        parse_assignment(assignment)
-    return list(assignments)
 
 
 def _readout_options(assignments: list[str] | None) -> dict | None:
@@ -507,7 +498,7 @@ def command_bench(args) -> int:
     seeds = _int_list(args.seeds, "--seeds")
     settings = BenchSettings(
         dataset=args.dataset, budget_minutes=args.budget_minutes, methods=args.methods, seeds=seeds,
-        preset=args.preset, overrides=_checked_assignments(args.set), subset=args.subset, split=args.split,
+        preset=args.preset, overrides=list(args.set), subset=args.subset, split=args.split,
         classes=args.classes, held_out=args.held_out,
         imbalance=getattr(args, "imbalance", 0) or 0,
         data_root=args.data_root, runs_dir=args.runs_dir, n_clusters=args.n_clusters, baselines=args.baselines,

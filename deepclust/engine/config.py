@@ -15,7 +15,7 @@ import copy
 import re
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -155,6 +155,14 @@ def parse_assignment(text: str) -> dict:
     for key in reversed(dotted.strip().split(".")):
         value = {key: value}
     return value
+
+
+def parse_assignments(assignments: Iterable[str]) -> dict:
+    """Several ``KEY=VALUE`` assignments (:func:`parse_assignment`) as one mapping; a later one wins."""
+    config: dict = {}
+    for assignment in assignments:
+        config = deep_merge(config, parse_assignment(assignment), strict=False)
+    return config
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:

@@ -43,7 +43,7 @@ import torch
 from deepclust.backbones import list_backbones
 from deepclust.cluster.umap_gmm import UmapGmm, import_umap
 from deepclust.data import ImageDataset, load_dataset, write_source
-from deepclust.engine.config import ConfigError, deep_merge, parse_assignment
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignments
 from deepclust.engine.run_folder import RunFolderError, clear_run, run_markers
 from deepclust.engine.runtime import matmul_gflops, reference_matmul_size, resolve_device
 from deepclust.ensemble import ensemble_runs, write_labels
@@ -315,20 +315,13 @@ def _fit(estimator, dataset: ImageDataset, settings: BenchSettings, run_dir: Pat
     return fields
 
 
-def override_config(overrides: list[str]) -> dict:
-    """The ``--set KEY=VALUE`` assignments as one configuration mapping (later ones win)."""
-    config: dict = {}
-    for assignment in overrides:
-        config = deep_merge(config, parse_assignment(assignment), strict=False)
-    return config
-
-
 def check_overrides(methods: list[str], settings: BenchSettings) -> None:
     """Before any training: every deep method whose preset exists takes the ``--set`` overrides
-    (known keys, values of the right types), else a ValueError naming the method and the key."""
+    (known keys, values of the right types), else a ValueError naming the method and the key; an
+    assignment without ``=`` is a ConfigError here, before anything is written."""
     if not settings.overrides:
         return
-    config = override_config(settings.overrides)
+    config = parse_assignments(settings.overrides)
     preset = settings.preset or DEFAULT_PRESET
     for name in methods:
         cls = get_method(name)
@@ -371,7 +364,7 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
         return {**record, "status": "skipped", "note": f"estimator takes no {', '.join(sorted(missing))}"}
     config = {}
     if kind == "method":
-        config = override_config(record.get("overrides", []))
+        config = parse_assignments(record.get("overrides", []))
         if settings.refine is not None:
             config = deep_merge(config, {"refine": {**settings.refine, "enabled": True}}, strict=False)
     estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,

@@ -1,6 +1,6 @@
 import pytest
 
-from deepclust.engine.config import ConfigError, deep_merge, parse_assignment, read_config_file
+from deepclust.engine.config import ConfigError, deep_merge, parse_assignment, parse_assignments, read_config_file
 
 BASE = {"training": {"epochs": 10, "batch_size": 32}, "backbone": {"name": "small_cnn"}}
 
@@ -43,6 +43,14 @@ def test_assignment_parsing():
     assert parse_assignment("augmentation.crop_scale=[0.2, 1.0]") == {"augmentation": {"crop_scale": [0.2, 1.0]}}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_assignment("training.epochs")
+
+
+def test_several_assignments_merge_into_one_mapping_the_later_winning():
+    merged = parse_assignments(["training.epochs=5", "optimizer.lr=0.1", "training.batch_size=64", "training.epochs=7"])
+    assert merged == {"training": {"epochs": 7, "batch_size": 64}, "optimizer": {"lr": 0.1}}
+    assert parse_assignments([]) == {}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignments(["training.epochs=5", "optimizer.lr"])
 
 
 @pytest.mark.parametrize("text, value", [
