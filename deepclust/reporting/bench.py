@@ -31,6 +31,7 @@ import inspect
 import json
 import os
 import platform
+import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ def results_name(settings: BenchSettings, dataset: ImageDataset) -> str:
         words += ["held-out", settings.held_out]
     if settings.overrides:
         words += ["set", *settings.overrides]
-    return "-".join("".join(c if c.isalnum() else "-" for c in word.lower()).strip("-") for word in words)
+    return "-".join(re.sub(r"[\W_]+", "-", word.lower()).strip("-") for word in words)
 
 
 def _accepted(cls) -> set[str]:

@@ -2,6 +2,7 @@
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from deepclust.cli import build_parser, main
 from deepclust.cluster.umap_gmm import UmapGmm
 from deepclust.ensemble import ensemble_runs, read_labels
 from deepclust.evaluation import cluster_accuracy
-from deepclust.reporting.bench import parse_baseline, resolve_baselines, resolve_methods
+from deepclust.reporting.bench import BenchSettings, parse_baseline, resolve_baselines, resolve_methods, results_name
 from deepclust.methods import DeepClusterer
 from deepclust.methods import registry
 
@@ -352,6 +353,14 @@ def test_bench_set_overrides_every_deep_methods_preset_in_its_own_results(tmp_pa
     page = (out / f"{stem}.md").read_text()
     assert "| toy | cpu-fashion-mnist --set training.epochs=2 --set training.batch_size=50 |" in page
     assert "its preset with `training.epochs=2`, `training.batch_size=50` (`--set`)" in page
+
+
+def test_results_name_turns_every_run_of_other_characters_into_one_hyphen():
+    dataset = SimpleNamespace(name="fashion-mnist", class_names=["T-shirt/top", "Ankle boot"])
+    settings = BenchSettings(dataset="fashion-mnist", budget_minutes=1, classes=[0, 9], held_out="test",
+                             overrides=["augmentation.crop_scale=[1.0, 1.0]", "method.n_groups=128"])
+    assert results_name(settings, dataset) == ("fashion-mnist-classes-t-shirt-top-ankle-boot-held-out-test-set-"
+                                               "augmentation-crop-scale-1-0-1-0-method-n-groups-128")
 
 
 def test_bench_set_is_checked_against_every_method_before_any_training(tmp_path, capsys):
