@@ -30,7 +30,8 @@ class Batch:
     is seeded by the step and identical on every process: draw from it the randomness that all
     processes must share (None outside the trainer: torch's global random stream).
     ``pass_name`` and ``terms`` are those of the :class:`EpochPass` the batch belongs to:
-    ``terms`` None means every loss term of the method, a tuple only those.
+    ``terms`` None means every loss term of the method, a tuple only those. ``fetch(indices)``
+    gives other images of the dataset, by index, as ``images`` holds them (None outside the trainer).
     """
 
     images: torch.Tensor
@@ -40,6 +41,7 @@ class Batch:
     generator: torch.Generator | None = None
     pass_name: str = "all"
     terms: tuple[str, ...] | None = None
+    fetch: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)

@@ -266,9 +266,10 @@ class Trainer:
         return batches
 
     def _fetch(self, indices: torch.Tensor) -> torch.Tensor:
+        """The images of dataset ``indices`` (on any device) as floats in [0, 1] on the training device."""
         if self.images.device == self.device:
             return to_float(self.images[indices.to(self.device)])
-        batch = self.images[indices]
+        batch = self.images[indices.cpu()]
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         return to_float(batch.to(self.device, non_blocking=True))
@@ -366,7 +367,7 @@ class Trainer:
         share = distributed.shard(indices)
         batch = Batch(images=self._fetch(share), indices=share.to(self.device), epoch=self.epoch,
                       step=self.global_step, generator=self._step_generator(), pass_name=epoch_pass.name,
-                      terms=epoch_pass.terms)
+                      terms=epoch_pass.terms, fetch=self._fetch)
         values = self._train_step(batch)
         synchronize(self.device)
         self.train_seconds += time.perf_counter() - started

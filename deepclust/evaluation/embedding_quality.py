@@ -24,7 +24,8 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from deepclust.cluster.neighbours import nearest_neighbours
 
 KNN_NEIGHBOURS = 20
 PROBE_TEST_FRACTION = 0.2
@@ -63,20 +64,11 @@ def knn_accuracy(embeddings, labels, k: int = KNN_NEIGHBOURS, *, device: str | t
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
         raise ValueError(f"kNN accuracy needs 1 <= k < number of labelled images ({n}), got k={k!r}")
     device = torch.device(device)
-    points = F.normalize(torch.from_numpy(embeddings).to(device), dim=1)
+    neighbours = nearest_neighbours(torch.from_numpy(embeddings).to(device), k, chunk_size=chunk_size)
     targets = torch.from_numpy(labels).to(device)
-    n_classes = int(labels.max()) + 1
-    chunk_size = chunk_size or max(1, (1 << 26) // n)
-    correct = 0
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        similarity = points[start:stop] @ points.T
-        rows = torch.arange(stop - start, device=device)
-        similarity[rows, rows + start] = -float("inf")  # leave the image itself out
-        neighbours = similarity.topk(k, dim=1).indices
-        votes = torch.zeros(stop - start, n_classes, device=device)
-        votes.scatter_add_(1, targets[neighbours], torch.ones_like(neighbours, dtype=votes.dtype))
-        correct += int((votes.argmax(dim=1) == targets[start:stop]).sum())  # argmax: first = lowest label
+    votes = torch.zeros(n, int(labels.max()) + 1, device=device)
+    votes.scatter_add_(1, targets[neighbours], torch.ones_like(neighbours, dtype=votes.dtype))
+    correct = int((votes.argmax(dim=1) == targets).sum())  # argmax: first = lowest label
     return correct / n
 
 

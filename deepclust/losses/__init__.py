@@ -18,6 +18,7 @@ from deepclust.losses.htcn_cluster_consistency import HubClusterConsistencyLoss
 from deepclust.losses.htcn_hub_prediction import HubPredictionLoss
 from deepclust.losses.instance_group import InstanceGroupLoss
 from deepclust.losses.nce import NCEMemoryBank
+from deepclust.losses.neighbour_consistency import NeighbourConsistencyLoss
 from deepclust.losses.ntxent import NTXentLoss
 from deepclust.losses.prototype_contrast import PrototypeContrastLoss
 from deepclust.losses.reconstruction import ReconstructionLoss
@@ -26,7 +27,7 @@ from deepclust.losses.swapped_prediction import SwappedPredictionLoss
 __all__ = [
     "AssignedCostLoss", "Assignment", "ClusterContrastiveLoss", "ConsensusLoss", "CosineRegressionLoss",
     "DiffusedAlignmentLoss", "HardnessAwareDistillationLoss", "HubClusterConsistencyLoss", "HubPredictionLoss",
-    "InstanceGroupLoss", "NCEMemoryBank", "NTXentLoss", "PrototypeContrastLoss", "ReconstructionLoss", "SwappedPredictionLoss",
+    "InstanceGroupLoss", "NCEMemoryBank", "NeighbourConsistencyLoss", "NTXentLoss", "PrototypeContrastLoss", "ReconstructionLoss", "SwappedPredictionLoss",
     "kl_regulariser", "kmeans_objective", "neural_gas", "no_regulariser", "sinkhorn_regulariser",
     "variance_regulariser",
 ]

@@ -190,7 +190,8 @@ class DeepClusterer(EstimatorConventions, ClusterMixin, TransformerMixin, BaseEs
     def resolved_config(self, run_config: dict | None = None) -> dict:
         """The preset (or ``run_config``, a resumed run's own configuration), the ``config`` parameter and
         the shortcut parameters merged, in that order, and type-checked (:mod:`deepclust.engine.schema`)."""
-        base = run_config if run_config is not None else with_shared_sections(self.preset_config(self.preset))
+        # a run saved before a shared section gained a key resumes with that key's default
+        base = with_shared_sections(run_config if run_config is not None else self.preset_config(self.preset))
         config = deep_merge(with_engine_defaults(base), self._user_config())
         shortcuts = {
             ("training", "epochs"): self.max_epochs, ("training", "batch_size"): self.batch_size,

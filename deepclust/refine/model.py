@@ -11,9 +11,16 @@ from torch import nn
 from deepclust.augment import build_augmentation
 from deepclust.cluster import soft_assign
 from deepclust.engine.config import ConfigError, with_shared_sections
+from deepclust.engine.distributed import gather
 from deepclust.engine.model import Batch, ClusteringModel, TrainingContext
+from deepclust.losses import NeighbourConsistencyLoss
+from deepclust.losses.cluster_contrastive import marginal_entropy_gap
 from deepclust.module_state import evaluation_mode
+from deepclust.refine.neighbours import check_neighbours, mine_neighbours
 from deepclust.refine.selection import Selection, balanced_selection, check_selection, class_means
+
+#: ``refine.objective``: SCAN's self-labelling (Sec. 3.2) or its clustering step on mined neighbours (Sec. 3.1).
+OBJECTIVES = ("self_label", "neighbours")
 
 #: The strong views' options where ``refine.augmentation`` leaves them null, by the images' channels
 #: (grey: the crops and jitter that keep 28 px Fashion-MNIST items recognisable; colour: SimCLR's
@@ -80,7 +87,7 @@ class CosineHead(nn.Module):
 
 
 class RefinedModel(ClusteringModel):
-    """A fitted method's network refined by self-labelling (SCAN, Van Gansbeke et al., ECCV 2020, Sec. 3.2).
+    """A fitted method's network refined by one of SCAN's two training steps (Van Gansbeke et al., ECCV 2020).
 
     The feature network is whatever the method's ``embed`` runs (for HTCN and HaDis the EMA target
     network: its parameters, frozen while the method trained, are trained here); a new
@@ -91,11 +98,18 @@ class RefinedModel(ClusteringModel):
     assignments to its fitted centroids (:func:`~deepclust.cluster.soft_assign` with τ =
     ``refine.temperature``). :func:`~deepclust.refine.selection.balanced_selection` keeps the most
     confident images of each cluster up to one shared count, and the head starts from the unit
-    class means of their embeddings: the nearest-class-mean classifier of the pseudo-labels. At
-    every later epoch the images are selected again from the head's current predictions.
+    class means of their embeddings: the nearest-class-mean classifier of the pseudo-labels.
 
-    A step trains the cross-entropy between the head's prediction on a strong view
-    (``refine.augmentation``) of each selected image of the batch and its pseudo-label.
+    ``refine.objective: self_label`` (Sec. 3.2): a step trains the cross-entropy between the
+    head's prediction on a strong view (``refine.augmentation``) of each selected image of the
+    batch and its pseudo-label; at every later epoch the images are selected again from the head's
+    current predictions.
+
+    ``refine.objective: neighbours`` (Sec. 3.1): the ``refine.neighbours.k`` nearest neighbours of
+    every image are mined once at the start (:func:`~deepclust.refine.neighbours.mine_neighbours`,
+    in ``refine.neighbours.space``); a step draws one of them for each image of the batch and
+    trains :class:`~deepclust.losses.NeighbourConsistencyLoss` between the head's predictions on a
+    strong view of each image and of its neighbour, over every image of the batch.
     """
 
     label_source = "head"
@@ -104,6 +118,11 @@ class RefinedModel(ClusteringModel):
         super().__init__(base.config, base.n_clusters, base.input_shape)
         options = with_shared_sections(base.config)["refine"]
         self.selection_options = check_selection(options["selection"])
+        self.objective = options["objective"]
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"refine.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        self.neighbour_options = check_neighbours(options["neighbours"])
+        self.neighbour_loss = NeighbourConsistencyLoss(self.neighbour_options["entropy_weight"])
         self.base = base
         device = next(base.parameters()).device
         sample = torch.zeros(2, *base.input_shape, device=device)
@@ -118,6 +137,7 @@ class RefinedModel(ClusteringModel):
         self.augment = strong_augmentation(options["augmentation"], base.image_size, base.input_shape[0])
         self.register_buffer("pseudo_labels", torch.zeros(0, dtype=torch.long))
         self.register_buffer("selected", torch.zeros(0, dtype=torch.bool))
+        self.register_buffer("neighbours", torch.zeros(0, self.neighbour_options["k"], dtype=torch.long))
 
     # --- pseudo-labels --------------------------------------------------------------------
     def method_probabilities(self, embeddings: torch.Tensor, context: TrainingContext) -> torch.Tensor:
@@ -148,15 +168,29 @@ class RefinedModel(ClusteringModel):
             embeddings = context.map_dataset(self.base.embed).to(context.device)
             selection = self.select(self.method_probabilities(embeddings, context))
         self.head.initialise(*class_means(embeddings, selection.labels, selection.selected, self.n_clusters))
+        if self.objective == "neighbours":
+            self.neighbours = self.mine(embeddings, context)
+
+    def mine(self, embeddings: torch.Tensor, context: TrainingContext) -> torch.Tensor:
+        """The (N, k) neighbour indices of ``refine.neighbours`` for the dataset's ``embeddings``."""
+        k, space = self.neighbour_options["k"], self.neighbour_options["space"]
+        if k >= context.n_samples:
+            raise ConfigError(f"refine.neighbours.k must be below the number of images ({context.n_samples}), "
+                              f"got {k}")
+        images = context.map_dataset(lambda batch: batch.flatten(1)).to(context.device) \
+            if space == "embedding_and_input" else None
+        return mine_neighbours(embeddings, images, k, space).to(self.neighbours.device)
 
     @torch.no_grad()
     def on_epoch_start(self, epoch: int, context: TrainingContext) -> None:
-        if epoch > 0:  # epoch 0 trains on the method's own pseudo-labels, chosen in on_fit_start
+        if epoch > 0 and self.objective == "self_label":  # epoch 0: the method's own pseudo-labels
             with evaluation_mode(self):
                 self.select(context.map_dataset(self.cluster_probabilities).to(context.device))
 
     # --- training -------------------------------------------------------------------------
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.objective == "neighbours":
+            return self.neighbour_step(batch)
         keep = self.selected[batch.indices]
         images, targets, weights = batch.images, self.pseudo_labels[batch.indices], keep.float()
         if int(keep.sum()) >= 2:  # else the whole batch passes, weighted 0/1 (BatchNorm needs two images)
@@ -164,6 +198,18 @@ class RefinedModel(ClusteringModel):
         logits = self.head(self.base.embed(self.augment(images))).float()
         loss = (F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum().clamp_min(1.0)
         return {"loss": loss, "selected": keep.float().mean()}
+
+    def neighbour_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """SCAN's clustering step on the batch: each image against one of its neighbours, drawn at random."""
+        if batch.fetch is None:
+            raise RuntimeError("refine.objective neighbours trains through the Trainer, whose batches fetch the "
+                               "neighbours' images")
+        columns = torch.randint(self.neighbours.shape[1], (batch.indices.numel(),), generator=batch.generator)
+        partners = self.neighbours[batch.indices, columns.to(self.neighbours.device)]
+        anchors = gather(self.cluster_probabilities(self.augment(batch.images)))
+        neighbours = gather(self.cluster_probabilities(self.augment(batch.fetch(partners))))
+        return {"loss": self.neighbour_loss(anchors, neighbours),
+                "entropy_gap": marginal_entropy_gap(anchors.detach().float())}
 
     # --- inference ------------------------------------------------------------------------
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -140,3 +140,46 @@ def test_another_clustering_starts_from_soft_assignments_to_its_cluster_means():
     means = torch.stack([units[labels == k].mean(0) for k in range(3)])
     expected = soft_assign(embeddings, means, metric="cosine", temperature=model.head.temperature).argmax(1)
     assert torch.equal(model.pseudo_labels, expected)
+
+
+def test_neighbour_step_is_scans_loss_between_each_image_and_a_drawn_neighbour():
+    images, _ = blobs(8, 3)
+    images = torch.from_numpy(images).float() / 255
+    model = toy_refined({"refine": {"objective": "neighbours", "neighbours": {"k": 2, "entropy_weight": 1.0}}})
+    model.on_fit_start(context_for(images))
+    assert model.neighbours.shape == (len(images), 2)
+    assert all(i not in row for i, row in enumerate(model.neighbours.tolist()))
+    model.eval()
+    generator = torch.Generator().manual_seed(3)
+    batch = Batch(images=images[:12], indices=torch.arange(12), epoch=0, step=0,
+                  generator=torch.Generator().manual_seed(3), fetch=lambda indices: images[indices])
+    outputs = model.training_step(batch)
+    columns = torch.randint(2, (12,), generator=generator)
+    partners = model.neighbours[torch.arange(12), columns]
+    with torch.no_grad():
+        anchors = model.cluster_probabilities(images[:12]).tolist()
+        neighbours = model.cluster_probabilities(images[partners]).tolist()
+    consistency = -sum(math.log(sum(a * b for a, b in zip(anchors[i], neighbours[i]))) for i in range(12)) / 12
+    marginal = [sum(row[k] for row in anchors) / 12 for k in range(3)]
+    gap = math.log(3) + sum(m * math.log(m) for m in marginal)
+    assert outputs["entropy_gap"].item() == pytest.approx(gap, rel=1e-4, abs=1e-6)
+    assert outputs["loss"].item() == pytest.approx(consistency + gap, rel=1e-4)
+
+
+def test_neighbour_step_needs_the_trainers_fetch_and_k_below_the_dataset():
+    images, _ = blobs(8, 3)
+    images = torch.from_numpy(images).float() / 255
+    model = toy_refined({"refine": {"objective": "neighbours", "neighbours": {"k": 2}}})
+    model.on_fit_start(context_for(images))
+    with pytest.raises(RuntimeError, match="fetch"):
+        model.training_step(Batch(images=images[:4], indices=torch.arange(4), epoch=0, step=0))
+    too_many = toy_refined({"refine": {"objective": "neighbours", "neighbours": {"k": len(images)}}})
+    with pytest.raises(ConfigError, match=f"refine.neighbours.k must be below the number of images \\({len(images)}\\)"):
+        too_many.on_fit_start(context_for(images))
+
+
+def test_bad_objective_or_neighbour_options_are_named():
+    with pytest.raises(ConfigError, match="refine.objective must be one of self_label, neighbours"):
+        toy_refined({"refine": {"objective": "scan"}})
+    with pytest.raises(ConfigError, match="refine.neighbours.space"):
+        toy_refined({"refine": {"neighbours": {"space": "pixels"}}})

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from deepclust.engine.config import PRESET_DIR, SHARED_SECTIONS_FILE, preset_config
@@ -99,3 +100,28 @@ def test_overwriting_a_refined_run_starts_its_refine_stage_afresh(tmp_path, toy_
             config={"refine": {**REFINE, "epochs": 1}}).fit(images, labels)
     events = [json.loads(line)["event"] for line in (tmp_path / "refine" / "log.jsonl").read_text().splitlines()]
     assert events.count("start") == 1
+
+
+def test_neighbours_objective_fits_resumes_and_reloads(tmp_path, toy_data):
+    images, labels = toy_data
+    config = {"refine": {**REFINE, "objective": "neighbours", "neighbours": {"k": 5, "space": "embedding_and_input"}}}
+    first = Toy(n_clusters=3, max_epochs=2, seed=0, out_dir=str(tmp_path), config=config).fit(images, labels)
+    assert first.metrics_["refine"]["stop_reason"] == "completed"
+    assert first.model_.neighbours.shape == (len(images), 5)
+    again = Toy(n_clusters=3, max_epochs=2, seed=0, out_dir=str(tmp_path), resume=True, config=config).fit(images, labels)
+    assert torch.equal(again.model_.neighbours, first.model_.neighbours)
+    assert np.array_equal(again.labels_, first.labels_)
+    loaded = load_estimator(tmp_path / "model.pt", device="cpu")
+    assert np.array_equal(loaded.predict(images), first.labels_)
+
+
+def test_a_run_saved_before_the_refine_section_gained_keys_resumes_with_their_defaults(tmp_path, toy_data):
+    images, labels = toy_data
+    Toy(n_clusters=3, max_epochs=2, seed=0, out_dir=str(tmp_path)).fit(images, labels)
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["refine"]["objective"], saved["refine"]["neighbours"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    resumed = Toy(n_clusters=3, max_epochs=2, seed=0, out_dir=str(tmp_path), resume=True,
+                  config={"refine": REFINE}).fit(images, labels)
+    assert resumed.model_.objective == "self_label"
+    assert resumed.metrics_["refine"]["stop_reason"] == "completed"
