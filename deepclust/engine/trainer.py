@@ -322,7 +322,7 @@ class Trainer:
         compiled = compile_backbones(self.model, self.config["training"])
         try:
             self._start()
-            stop_reason = None
+            stop_reason = self._budget_note() if self._budget_spent() else None  # a resume past its budget
             self.model.train()
             with self.stop_request as stop:
                 while self.epoch < self.max_epochs and stop_reason is None:
@@ -383,15 +383,21 @@ class Trainer:
                            images_per_second=round(self._images_per_second(), 1), **values)
         signalled, over_budget, checkpoint_due = self._agree(
             stop.reason is not None,
-            self.budget_seconds is not None and self.train_seconds >= self.budget_seconds,
+            self._budget_spent(),
             time.perf_counter() - self._last_checkpoint >= self.checkpoint_seconds)
         if signalled:
             return f"stopped by {stop.reason or 'a signal to another process'}"
         if over_budget:
-            return f"time budget of {self.max_minutes} min reached"
+            return self._budget_note()
         if checkpoint_due:
             self.save_checkpoint()
         return None
+
+    def _budget_spent(self) -> bool:
+        return self.budget_seconds is not None and self.train_seconds >= self.budget_seconds
+
+    def _budget_note(self) -> str:
+        return f"time budget of {self.max_minutes} min reached"
 
     def _end_epoch(self) -> None:
         """After an epoch's last step: evaluate when due, then checkpoint."""

@@ -16,7 +16,7 @@ is rewritten after every run, so an interrupted benchmark still leaves the finis
 ``resume`` keeps the finished runs (:func:`claim_run_folders`).
 
 Rows beside a deep method's own, from the same training: ``refine`` (``<method> + refine``, after
-the self-labelling stage), ``readout`` (``<method> + UMAP-GMM``, its embeddings clustered by UMAP +
+the refine stage), ``readout`` (``<method> + UMAP-GMM``, its embeddings clustered by UMAP +
 GMM; a kept run gets its readout row from its ``model.pt``, :func:`resumed_rows`) and ``ensemble``
 (the consensus of each seed's deep runs).
 
@@ -216,15 +216,12 @@ def load_bench_data(settings: BenchSettings) -> ImageDataset:
 
 def load_held_out(settings: BenchSettings) -> ImageDataset | None:
     """``settings.held_out``: the images every run is scored on, all of that split (same classes); None
-    without one. Refused when they could overlap the training split or the run gives two rows."""
+    without one. Refused when they could overlap the training split."""
     if settings.held_out is None:
         return None
     if "all" in (settings.split, settings.held_out) or settings.split == settings.held_out:
         raise ValueError(f"--held-out {settings.held_out} needs a training split that holds none of its images "
                          f"(e.g. --split train --held-out test); got --split {settings.split}")
-    if settings.refine is not None:
-        raise ValueError("--held-out and --refine exclude each other: the row before refinement holds the "
-                         "training images' scores only; benchmark refine without --held-out")
     return load_dataset(settings.dataset, root=settings.data_root, split=settings.held_out, classes=settings.classes)
 
 
@@ -252,9 +249,12 @@ def _error_note(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{where}".replace("\n", " ")
 
 
+#: The clustering scores of a row.
+METRIC_KEYS = ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share", "n_samples")
+
+
 def _metric_fields(metrics: dict) -> dict:
-    keys = ("acc", "nmi", "ari", "n_clusters_used", "largest_cluster_share", "n_samples")
-    return {key: metrics.get(key) for key in keys}
+    return {key: metrics.get(key) for key in METRIC_KEYS}
 
 
 def _embeddings_once(estimator, training: ImageDataset) -> Callable[[ImageDataset], np.ndarray]:
@@ -353,7 +353,9 @@ def job_record(name: str, baseline: Baseline | None, seed: int, settings: BenchS
 def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, run_dir: Path,
                 n_clusters: int, device: torch.device, held_out: ImageDataset | None = None) -> dict:
     """A method trained by the engine (a deep method, or the ``ae-umap-gmm`` baseline) under the budget;
-    ``record`` is its :func:`job_record`."""
+    ``record`` is its :func:`job_record`. With ``--refine`` and ``held_out`` the method is fitted without
+    the refine stage first, scored on the held-out images, then resumed with it (the method's training
+    done, only the stage runs), so both rows are scored on the held-out images."""
     preset, kind, seed = record["preset"], record["kind"], record["seed"]
     cls = get_method(record["method"])
     try:
@@ -363,21 +365,30 @@ def run_trained(record: dict, dataset: ImageDataset, settings: BenchSettings, ru
     missing = {"preset", "max_minutes", "out_dir", "seed", "device"} - _accepted(cls)
     if missing:
         return {**record, "status": "skipped", "note": f"estimator takes no {', '.join(sorted(missing))}"}
-    config = {}
-    if kind == "method":
-        config = parse_assignments(record.get("overrides", []))
-        if settings.refine is not None:
-            config = deep_merge(config, {"refine": {**settings.refine, "enabled": True}}, strict=False)
-    estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
-                    device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose,
-                    **({"config": config} if config else {}))
-    fields = _fit(estimator, dataset, settings, run_dir, device, held_out,
-                  readout=settings.readout if kind == "method" else None)
+    config = parse_assignments(record.get("overrides", [])) if kind == "method" else {}
+    refines = kind == "method" and settings.refine is not None
+
+    def fit(refine: bool, resume: bool = False) -> tuple[DeepClusterer, dict]:
+        options = deep_merge(config, {"refine": {**settings.refine, "enabled": True}}, strict=False) if refine \
+            else config
+        estimator = cls(n_clusters=n_clusters, preset=preset, max_minutes=settings.budget_minutes,
+                        device=str(device), seed=seed, out_dir=str(run_dir), verbose=settings.verbose,
+                        **({"config": options} if options else {}), **({"resume": True} if resume else {}))
+        return estimator, _fit(estimator, dataset, settings, run_dir, device, held_out,
+                               readout=settings.readout if kind == "method" else None)
+
+    before_held_out = None
+    if refines and held_out is not None:  # the unrefined model scored on the held-out images too
+        _, unrefined = fit(refine=False)
+        before_held_out = {key: unrefined[key] for key in (*METRIC_KEYS, *(f"fit_{key}" for key in FIT_SCORES))}
+    estimator, fields = fit(refine=refines, resume=before_held_out is not None)
     metrics = estimator.metrics_
+    staged = {key: metrics[key] for key in ("before_refine", "refine") if key in metrics}
+    if before_held_out is not None:
+        staged["before_refine"] = before_held_out
     return {**record, **fields, "train_seconds": metrics.get("train_seconds"),
             "images_per_second": metrics.get("images_per_second"), "epochs": metrics.get("epochs"),
-            "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"),
-            **{key: metrics[key] for key in ("before_refine", "refine") if key in metrics}}
+            "steps": metrics.get("steps"), "stop_reason": metrics.get("stop_reason"), **staged}
 
 
 def _readout_fields(embeddings: Callable[[ImageDataset], np.ndarray], dataset: ImageDataset, options: dict,
@@ -415,7 +426,9 @@ def refined_rows(record: dict) -> list[dict]:
     kept = ("name", "kind", "method", "preset", "overrides", "seed", "status", "device", "run_dir", "peak_memory_mb",
             "memory_kind", "train_seconds", "images_per_second", "epochs", "steps", "stop_reason")
     unrefined = {**{key: record[key] for key in kept if key in record}, **_metric_fields(before),
-                 "n_samples": record.get("n_samples"), "note": "before refinement (one training with its + refine row)"}
+                 **{key: before[key] for key in before if key.startswith("fit_")},
+                 "n_samples": before.get("n_samples") or record.get("n_samples"),
+                 "note": "before refinement (one training with its + refine row)"}
     refined = {**record, "name": f"{record['name']} + refine",
                "train_seconds": (record.get("train_seconds") or 0) + stage["train_seconds"],
                "note": f"{stage['epochs']} refine epochs ({stage['stop_reason']}) after the method's "

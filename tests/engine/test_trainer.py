@@ -56,6 +56,16 @@ def test_time_budget_stops_and_still_evaluates(toy_data):
     assert estimator.labels_.shape == (len(images),) and "acc" in estimator.metrics_
 
 
+def test_resume_past_its_time_budget_trains_no_further_step(tmp_path, toy_data):
+    images, _ = toy_data
+    first = Toy(n_clusters=3, seed=3, out_dir=str(tmp_path), max_minutes=1e-9).fit(images)
+    assert first.fit_result_.global_step == 1
+    resumed = Toy(n_clusters=3, seed=3, out_dir=str(tmp_path), max_minutes=1e-9, resume=True).fit(images)
+    assert resumed.fit_result_.global_step == 1 and "time budget" in resumed.metrics_["stop_reason"]
+    for (name, x), y in zip(_params(first).items(), _params(resumed).values()):
+        assert torch.equal(x, y), name
+
+
 def test_non_finite_loss_is_reported_with_step_and_term(toy_data):
     images, _ = toy_data
     with pytest.raises(NonFiniteLossError, match=r"step 0: terms loss, cluster"):
