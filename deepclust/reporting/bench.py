@@ -637,7 +637,8 @@ def run_benchmark(settings: BenchSettings, command: str, log: Callable[[str], No
                              + ", ".join(f"`{assignment}`" for assignment in settings.overrides)
                              + " (`--set`); the baselines' are their own.")
     if settings.refine is not None:
-        meta["notes"].append("Every deep method was trained once with the self-labelling refine stage "
+        objective = settings.refine.get("objective", "self_label")
+        meta["notes"].append(f"Every deep method was trained once with the refine stage, objective `{objective}` "
                              f"(docs/REFINE_AND_ENSEMBLE.md; `refine` settings {settings.refine or 'the defaults'}, "
                              "its time budget `refine.max_minutes` apart from the method's): its row holds the "
                              "metrics before refinement, its `+ refine` row those after.")
